@@ -1,0 +1,64 @@
+"""Training losses over the positions that have a target (padding positions are dropped first).
+
+h: (P, d) hidden states at P positions, targets: (P,) next items, table: (n_items + 1, d).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class NegativeSampler:
+    """Negatives drawn uniformly or by popularity, re-drawn (a few times) when they hit the user's own items."""
+
+    def __init__(self, n_items: int, counts: Tensor | None = None, by: str = "uniform") -> None:
+        if by not in ("uniform", "pop"):
+            raise ValueError(f"sampler must be uniform or pop, not {by!r}")
+        self.n_items = n_items
+        self.by = by
+        probs = torch.ones(n_items + 1) if by == "uniform" or counts is None else counts.float().clamp(min=1)
+        probs[0] = 0
+        self.probs = probs / probs.sum()  # (n_items + 1,)
+        self.log_q = torch.log(self.probs.clamp(min=1e-12))
+
+    def draw(self, shape: tuple[int, ...]) -> Tensor:
+        n = int(torch.tensor(shape).prod())
+        if self.by == "uniform":
+            return torch.randint(1, self.n_items + 1, shape)
+        return torch.multinomial(self.probs, n, replacement=True).view(shape)
+
+    def draw_excluding(self, shape: tuple[int, int], own: Tensor, tries: int = 3) -> Tensor:
+        """(P, n) negatives; own: (P, L) the items of each position's user (0-padded)."""
+        neg = self.draw(shape)
+        for _ in range(tries):
+            clash = (neg[:, :, None] == own[:, None, :]).any(-1)  # (P, n)
+            if not clash.any():
+                break
+            neg[clash] = self.draw((int(clash.sum()),))
+        return neg
+
+
+def bce_loss(h: Tensor, targets: Tensor, table: Tensor, negatives: Tensor) -> Tensor:
+    """SASRec's loss: sigmoid BCE of the target (label 1) and each sampled negative (label 0)."""
+    pos = (h * table[targets]).sum(-1)  # (P,)
+    neg = torch.einsum("pd,pnd->pn", h, table[negatives])  # (P, n)
+    return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + F.binary_cross_entropy_with_logits(
+        neg, torch.zeros_like(neg)
+    ) * negatives.shape[1]
+
+
+def sampled_softmax_loss(h: Tensor, targets: Tensor, table: Tensor, negatives: Tensor, log_q: Tensor) -> Tensor:
+    """Softmax over the target and S negatives shared by the batch, with the log-Q correction."""
+    pos = (h * table[targets]).sum(-1, keepdim=True) - log_q[targets][:, None]  # (P, 1)
+    neg = h @ table[negatives].T - log_q[negatives][None, :]  # (P, S)
+    neg = neg.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)  # a negative that is the target
+    logits = torch.cat([pos, neg], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long))
+
+
+def ce_loss(h: Tensor, targets: Tensor, table: Tensor, hard_negatives: Tensor | None = None) -> Tensor:
+    """Full-softmax cross-entropy over all items (negative log-likelihood of the real next item)."""
+    logits = h @ table[1:].T  # (P, n_items): padding row 0 left out, so class c is item c + 1
+    return F.cross_entropy(logits, targets - 1)

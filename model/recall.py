@@ -1,0 +1,145 @@
+"""Two-stage recall: the one implementation that offline evaluation and the service share.
+
+Stage 1 encodes the history and retrieves N items (history excluded). Stage 2 appends (some of)
+those items with segment 1, extends the encoding through the key/value cache, and retrieves M more
+(history and stage-1 items excluded). M = 0 is one-stage recall.
+
+The search is a parameter: `torch_search` (exact top-k, offline) or a FAISS index (online, see
+index/). `model/` never imports `index/` or `service/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .evaluate import KS, metrics_from_ranks, pad_left, ranks_from_lists
+
+# queries (B, d) float32, k, excluded internal ids per row -> ids (B, k) int64 (-1 = none), scores (B, k)
+SearchFn = Callable[[np.ndarray, int, Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+STAGE_1, STAGE_2 = 1, 2
+
+
+@dataclass
+class RecallResult:
+    items: np.ndarray  # (B, n + m) internal ids in order; -1 where the catalog ran out
+    scores: np.ndarray  # (B, n + m)
+    stages: np.ndarray  # (B, n + m) 1 or 2
+
+
+def torch_search(item_table: Tensor) -> SearchFn:
+    """Exact inner-product top-k over the item table (row 0 = padding, never returned)."""
+    table = item_table.detach()
+
+    def search(queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        s = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)) @ table.T  # (B, n_items + 1)
+        s[:, 0] = -torch.inf
+        for r, ex in enumerate(exclude):
+            if len(ex):
+                s[r, torch.as_tensor(ex, dtype=torch.long)] = -torch.inf
+        k_eff = min(k, s.shape[1])
+        val, idx = s.topk(k_eff, dim=1)  # ties: torch's order; FAISS parity is tested on tie-free scores
+        ids = torch.where(torch.isinf(val), torch.full_like(idx, -1), idx)
+        if k_eff < k:
+            ids = torch.cat([ids, torch.full((len(ids), k - k_eff), -1)], 1)
+            val = torch.cat([val, torch.full((len(val), k - k_eff), -torch.inf)], 1)
+        return ids.numpy().astype(np.int64), val.numpy()
+
+    return search
+
+
+def _appended(ids1: np.ndarray, append: str | int) -> np.ndarray:
+    """Which stage-1 items go into the sequence: 'all' (in rank order), 'reversed' (best last), or the top j."""
+    if append == "all":
+        return ids1
+    if append == "reversed":
+        return ids1[:, ::-1]
+    return ids1[:, : int(append)]
+
+
+@torch.no_grad()
+def two_stage_recall(
+    model,
+    histories: Sequence[np.ndarray],
+    users: np.ndarray,
+    n: int,
+    m: int,
+    search: SearchFn,
+    exclude: Sequence[np.ndarray] | None = None,
+    append: str | int = "all",
+) -> RecallResult:
+    """K = n + m items per history. `exclude` adds ids (beyond the history) that must not be returned."""
+    B = len(histories)
+    extra = exclude if exclude is not None else [np.empty(0, np.int64)] * B
+    items = pad_left(histories, model.cfg.max_len)
+    u = torch.as_tensor(np.asarray(users, dtype=np.int64))
+    banned = [np.concatenate([np.asarray(h, np.int64), np.asarray(e, np.int64)]) for h, e in zip(histories, extra, strict=True)]
+    if hasattr(model, "encode_with_cache"):
+        h1, cache = model.encode_with_cache(items, u)
+    else:
+        h1, cache = model.encode(items, u), None
+    ids1, sc1 = search(h1.numpy(), n, banned)
+    if m <= 0:
+        return RecallResult(ids1, sc1, np.full(ids1.shape, STAGE_1))
+
+    app = torch.from_numpy(np.ascontiguousarray(_appended(ids1, append)).clip(min=0))  # -1 (none) -> padding
+    if cache is not None:
+        h2, _ = model.extend(cache, app)  # only the appended positions are computed
+    else:
+        full = torch.cat([items, app], 1)
+        seg = torch.cat([torch.zeros_like(items), torch.ones_like(app)], 1)
+        h2 = model.encode(full, u, seg) if getattr(model, "kind", "") == "gpt" else model.encode(full, u)
+    banned2 = [np.concatenate([b, r[r > 0]]) for b, r in zip(banned, ids1, strict=True)]
+    ids2, sc2 = search(h2.numpy(), m, banned2)
+    return RecallResult(
+        np.concatenate([ids1, ids2], 1),
+        np.concatenate([sc1, sc2], 1),
+        np.concatenate([np.full(ids1.shape, STAGE_1), np.full(ids2.shape, STAGE_2)], 1),
+    )
+
+
+DEFAULT_SPLITS: dict[int, tuple[int, int]] = {5: (4, 1), 10: (9, 1), 20: (18, 2), 50: (45, 5)}
+
+
+def evaluate_recall(
+    model,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    users: np.ndarray,
+    splits: dict[int, tuple[int, int]] | None = None,
+    search: SearchFn | None = None,
+    append: str | int = "all",
+    batch_size: int = 1024,
+) -> dict:
+    """Full-ranking metrics of the K-lists, each K with its own (N, M) split; MRR over the largest list."""
+    splits = splits or DEFAULT_SPLITS
+    search = search or torch_search(model.item_embeddings())
+    was_training = model.training
+    model.eval()
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    out: dict = {}
+    for k, (n, m) in sorted(splits.items()):
+        if n + m != k:
+            raise ValueError(f"split for K={k} is {n}+{m}, which is not {k}")
+        ranks = np.empty(len(histories))
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            res = two_stage_recall(model, [histories[i] for i in idx], users[idx], n, m, search, append=append)
+            ranks[idx] = ranks_from_lists(res.items, targets[idx])
+        mk = metrics_from_ranks(ranks, [k])
+        out[f"HR@{k}"], out[f"NDCG@{k}"] = mk[f"HR@{k}"], mk[f"NDCG@{k}"]
+        if k == max(splits):
+            out["MRR"] = mk["MRR"]
+    out["splits"] = {str(k): list(v) for k, v in sorted(splits.items())}
+    if was_training:
+        model.train()
+    return {key: out[key] for key in [f"HR@{k}" for k in sorted(splits)] + [f"NDCG@{k}" for k in sorted(splits)]
+            + ["MRR", "splits"]}
+
+
+__all__ = ["KS", "RecallResult", "SearchFn", "torch_search", "two_stage_recall", "evaluate_recall"]
