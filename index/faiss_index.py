@@ -94,7 +94,9 @@ class ItemIndex:
             fetch *= 2
         return out_ids, out_sc
 
-    def _filter(self, ids: np.ndarray, scores: np.ndarray, banned: set[int], k: int) -> list[tuple[int, float]]:
+    def _filter(
+        self, ids: np.ndarray, scores: np.ndarray, banned: set[int], k: int
+    ) -> list[tuple[int, float]]:
         seen: set[int] = set()
         got: list[tuple[int, float]] = []
         for i, s in zip(ids.tolist(), scores.tolist(), strict=True):
@@ -106,7 +108,9 @@ class ItemIndex:
                 break
         return got
 
-    def __call__(self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
         return self.search(queries, k, exclude)
 
     # ------------------------------------------------------------------------------------------ files
@@ -186,9 +190,13 @@ def load_index(path: str | Path, threads: int | None = None) -> ItemIndex:
     index = faiss.read_index(str(path))
     _apply_params(index, meta["kind"], meta["params"])
     if index.ntotal != meta["n_items"] or index.d != meta["dim"]:
-        raise ValueError(f"{path}: index holds {index.ntotal} x {index.d}, its sidecar says "
-                         f"{meta['n_items']} x {meta['dim']}")
-    return ItemIndex(index=index, kind=meta["kind"], n_items=meta["n_items"], dim=meta["dim"], params=meta["params"])
+        raise ValueError(
+            f"{path}: index holds {index.ntotal} x {index.d}, its sidecar says "
+            f"{meta['n_items']} x {meta['dim']}"
+        )
+    return ItemIndex(
+        index=index, kind=meta["kind"], n_items=meta["n_items"], dim=meta["dim"], params=meta["params"]
+    )
 
 
 def exact_search(table: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
 from .plots import plot_curves
+from .prompt import PromptConfig, freeze, prompt_loss
 from .recall import DEFAULT_SPLITS, evaluate_recall
 
 MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "recgpt")
@@ -53,7 +56,10 @@ class TrainConfig:
     dropout: float = 0.5
     user_dropout: float = 0.1
     threads: int = 2
+    bucket: bool = True  # batches of similar length (fast); False: random batches
     eval_batch: int = 1024
+    stages: str = "pretrain,prompt"  # recgpt only: pretrain and/or prompt (prompt-tuning)
+    init: str | None = None  # a pre-trained run folder to start from
     extra: dict = field(default_factory=dict)  # stage-specific options (two-stage recall, prompts)
 
     def resolved_loss(self) -> str:
@@ -85,12 +91,16 @@ def training_windows(train: list[np.ndarray], max_len: int) -> tuple[torch.Tenso
     return windows, users
 
 
-def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket: bool = True
+                   ) -> list[np.ndarray]:
     """Batches of rows with similar lengths, in random order.
 
     NOTE: most rows are short (Beauty: 7 training items on average, window 51), so a batch cut to its
     own longest row computes about 7x fewer positions than full windows; on 2 CPU cores that, not
     the matmuls, decides the epoch time (dropout's RNG alone is half of a full-width step)."""
+    if not bucket:  # plain random batches (each still cut to its own longest row)
+        order = rng.permutation(len(lengths))
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     order = np.lexsort((rng.random(len(lengths)), lengths))  # by length, ties in random order
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     rng.shuffle(batches)
@@ -151,89 +161,157 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     _write_json(out / "model.json", model_spec(model))
     history: list[dict] = []
     wall_before = 0.0  # training time spent before a --resume
-    if cfg.model != "pop":
-        history, wall_before = _fit(cfg, model, split, torch.from_numpy(counts), out, resume, log)
-        load_checkpoint(out / "best.safetensors", model)
-    else:
+    if cfg.model == "pop":
         from safetensors.torch import save_file
 
         save_file(model.state_dict(), str(out / "best.safetensors"))  # pop's "weights": its counts
+    else:
+        if cfg.init:
+            load_checkpoint(Path(cfg.init) / "best.safetensors", model)
+            log(f"initialised from {cfg.init}")
+        for stage in make_stages(cfg, model, split, torch.from_numpy(counts)):
+            rows, before = _fit(cfg, model, split, stage, out, resume, log)
+            history += rows
+            wall_before += before
+            load_checkpoint(out / f"{stage.name}.best.safetensors", model)
+        shutil.copyfile(out / f"{stage.name}.best.safetensors", out / "best.safetensors")
 
     result = final_metrics(cfg, model, split)
     result.update(
-        model=cfg.model, data=cfg.data, loss=cfg.loss, seed=cfg.seed, epochs=len(history),
-        best_epoch=max(history, key=lambda r: r["valid"]["NDCG@10"])["epoch"] if history else 0,
-        wall_s=round(time.time() - t0 + wall_before, 1),
+        model=cfg.model, data=cfg.data, loss=cfg.loss, seed=cfg.seed, stages=cfg.stages if history else "",
+        epochs=len(history), wall_s=round(time.time() - t0 + wall_before, 1),
+        best_epoch={r["stage"]: r["epoch"] for r in history if r.get("best")},
     )
     _write_json(out / "metrics.json", result)
     if history:
         plot_curves(out / "metrics.jsonl", out / "curves.png", f"{cfg.model} on {cfg.data} ({cfg.loss})")
     log("test: " + "  ".join(f"{k}={v:.4f}" for k, v in result["test"].items()))
+    if "test_two_stage" in result:
+        log("test two-stage: " + "  ".join(f"{k}={v:.4f}" for k, v in result["test_two_stage"].items()
+                                           if isinstance(v, float)))
     return result
 
 
+def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | int]:
+    """The (N, M) split per K and what stage 2 appends: a prompt-tuned model appends as many items as
+    it was tuned with (its prompt length); otherwise all N."""
+    splits = {int(k): tuple(v) for k, v in cfg.extra.get("two_stage_splits", DEFAULT_SPLITS).items()}
+    default_append = cfg.extra.get("prompt_length", 1) if "prompt" in cfg.stages.split(",") else "all"
+    return splits, cfg.extra.get("two_stage_append", default_append)
+
+
 def final_metrics(cfg: TrainConfig, model, split: Split) -> dict:
-    """Validation and test metrics of the best model (extended by the recall stages when present)."""
+    """Validation and test metrics of the best model; for GPT models also the two-stage recall's."""
     valid = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
     test = evaluate(model, split.test_hist, split.test_target, split.users, cfg.eval_batch)
     out = {"valid": valid, "test": test}
     if getattr(model, "kind", "") == "gpt":  # the recall the service runs: two stages, each K its own split
-        splits = {int(k): tuple(v) for k, v in cfg.extra.get("two_stage_splits", DEFAULT_SPLITS).items()}
-        append = cfg.extra.get("two_stage_append", "all")
+        splits, append = recall_options(cfg)
         out["test_two_stage"] = evaluate_recall(model, split.test_hist, split.test_target, split.users,
                                                 splits, append=append, batch_size=cfg.eval_batch)
+        out["test_two_stage"]["append"] = append
     return out
 
 
-def _fit(cfg: TrainConfig, model, split: Split, counts: torch.Tensor, out: Path, resume: bool, log) -> tuple[list[dict], float]:
-    """Adam epochs with early stopping; returns the per-epoch rows and the time spent before a resume."""
+@dataclass
+class Stage:
+    """One training stage: its loss on a batch of windows, learning rate and validation score."""
+
+    name: str
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (windows (B, L+1), users (B,)) -> loss
+    lr: float
+    validate: Callable[[], dict]  # -> {"valid": {...}, optional extra blocks, "select": float}
+
+
+def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
+    sampler = NegativeSampler(model.cfg.n_items, counts, cfg.sampler)
+
+    def one_stage() -> dict:
+        v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
+        return {"valid": v, "select": v["NDCG@10"]}
+
+    stages = []
+    names = cfg.stages.split(",") if cfg.model == "recgpt" else ["pretrain"]
+    for name in names:
+        if name == "pretrain":
+            stages.append(Stage("pretrain", lambda b, u: _loss(cfg, model, b, u, sampler), cfg.lr, one_stage))
+        elif name == "prompt":
+            pcfg = PromptConfig.from_extra(cfg.extra)
+            freeze(model, pcfg.freeze)
+            splits, append = recall_options(cfg)
+            n10, m10 = splits.get(10, (9, 1))
+
+            def two_stage() -> dict:
+                # NOTE: prompt-tuning is selected on the recall it is for: two-stage NDCG@10 on validation
+                v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
+                v2 = evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: (n10, m10)},
+                                     append=append, batch_size=cfg.eval_batch)
+                return {"valid": v, "valid_two_stage": v2, "select": v2["NDCG@10"]}
+
+            stages.append(Stage("prompt", lambda b, u: prompt_loss(model, b, u, pcfg, sampler, cfg.n_neg),
+                                float(cfg.extra.get("prompt_lr", 5e-4)), two_stage))
+        else:
+            raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
+    return stages
+
+
+def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume: bool, log
+         ) -> tuple[list[dict], float]:
+    """Adam epochs of one stage with early stopping; returns its rows and the time spent before a resume."""
     windows, users = training_windows(split.train, cfg.max_len)
     lengths = (windows > 0).sum(1).numpy()
-    sampler = NegativeSampler(model.cfg.n_items, counts, cfg.sampler)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history: list[dict] = []
-    start_epoch, best, bad, wall_before = 1, -1.0, 0, 0.0
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage.lr,
+                           weight_decay=cfg.weight_decay)
+    best_path, last_path = out / f"{stage.name}.best.safetensors", out / f"{stage.name}.last.safetensors"
     metrics_path = out / "metrics.jsonl"
-    if resume and (out / "last.safetensors").exists():
-        meta = load_checkpoint(out / "last.safetensors", model, opt, restore_rng=True)
+    old = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.exists() else []
+    earlier = [r for r in old if r["stage"] != stage.name]  # rows of the stages before this one
+    start_epoch, best, bad, wall_before, history = 1, -1.0, 0, 0.0, []
+    if resume and (out / f"{stage.name}.done").exists():
+        log(f"stage {stage.name} already finished")
+        return [r for r in old if r["stage"] == stage.name], 0.0
+    if resume and last_path.exists():
+        meta = load_checkpoint(last_path, model, opt, restore_rng=True)
         start_epoch, best, bad, wall_before = meta["epoch"] + 1, meta["best"], meta["bad"], meta["wall_s"]
-        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
-        history = [json.loads(x) for x in lines if x.strip() and json.loads(x)["epoch"] <= meta["epoch"]]
-        log(f"resuming {out} after epoch {meta['epoch']} (best valid NDCG@10 {best:.4f})")
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+        history = [r for r in old if r["stage"] == stage.name and r["epoch"] <= meta["epoch"]]
+        log(f"resuming {stage.name} of {out} after epoch {meta['epoch']} (best {best:.4f})")
+    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in earlier + history))
     t_start = time.time() - wall_before
-    bar = tqdm(range(start_epoch, cfg.epochs + 1), desc=f"{cfg.model}", unit="epoch", initial=start_epoch - 1,
-               total=cfg.epochs, mininterval=1.0)
+    bar = tqdm(range(start_epoch, cfg.epochs + 1), desc=f"{cfg.model} {stage.name}", unit="epoch",
+               initial=start_epoch - 1, total=cfg.epochs, mininterval=1.0)
     for epoch in bar:
         if bad >= cfg.patience:
             break
         model.train()
         total, n = 0.0, 0
-        for idx in length_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        for idx in length_batches(lengths, cfg.batch_size, rng, bucket=cfg.bucket):
             batch = windows[torch.from_numpy(idx)]
             batch = batch[:, -int(lengths[idx].max()):]  # (B, longest row in this batch)
-            loss = _loss(cfg, model, batch, users[torch.from_numpy(idx)], sampler)
+            loss = stage.loss_fn(batch, users[torch.from_numpy(idx)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total, n = total + float(loss.detach()), n + 1
-        valid = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
         if not math.isfinite(total):
             raise FloatingPointError(f"epoch {epoch}: the loss is {total}; lower --lr")
+        scores = stage.validate()
         elapsed = time.time() - t_start
-        row = {"epoch": epoch, "loss": total / max(n, 1), "valid": valid, "wall_s": round(elapsed, 1)}
+        improved = scores["select"] > best
+        row = {"stage": stage.name, "epoch": epoch, "loss": total / max(n, 1), "wall_s": round(elapsed, 1),
+               "best": improved, **{k: v for k, v in scores.items() if k != "select"}}
         history.append(row)
         with open(metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        if valid["NDCG@10"] > best:
-            best, bad = valid["NDCG@10"], 0
-            save_checkpoint(out / "best.safetensors", model, meta={"epoch": epoch, "valid": valid})
+        if improved:
+            best, bad = scores["select"], 0
+            save_checkpoint(best_path, model, meta={"epoch": epoch, "select": best})
         else:
             bad += 1
-        save_checkpoint(out / "last.safetensors", model, opt,
-                        meta={"epoch": epoch, "best": best, "bad": bad, "wall_s": elapsed})
-        bar.set_postfix(loss=f"{row['loss']:.4f}", ndcg10=f"{valid['NDCG@10']:.4f}", best=f"{best:.4f}")
+        save_checkpoint(last_path, model, opt, meta={"epoch": epoch, "best": best, "bad": bad, "wall_s": elapsed})
+        bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{scores['select']:.4f}", best=f"{best:.4f}")
         if cfg.max_minutes and elapsed > cfg.max_minutes * 60:
-            log(f"stopping after {elapsed:.0f}s (--max-minutes {cfg.max_minutes})")
+            log(f"stopping {stage.name} after {elapsed:.0f}s (--max-minutes {cfg.max_minutes})")
             break
+    (out / f"{stage.name}.done").touch()
     return history, wall_before

@@ -84,8 +84,11 @@ def _run_weights(run_dir: Path, kind: str) -> dict[str, torch.Tensor]:
 
 
 def _write_manifest(out: Path, base: dict) -> dict:
-    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != "manifest.json"
-                   and not p.name.endswith(".tmp"))
+    files = sorted(
+        p.name
+        for p in out.iterdir()
+        if p.is_file() and p.name != "manifest.json" and not p.name.endswith(".tmp")
+    )
     manifest = {**base, "files": {name: sha256_file(out / name) for name in files}}
     tmp = out / "manifest.json.tmp"
     _write_json(tmp, manifest)
@@ -93,8 +96,13 @@ def _write_manifest(out: Path, base: dict) -> dict:
     return manifest
 
 
-def export_bundle(run_dir: str | Path, out_dir: str | Path, index_kind: str = "auto",
-                  version: str | None = None, threads: int | None = None) -> dict:
+def export_bundle(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    index_kind: str = "auto",
+    version: str | None = None,
+    threads: int | None = None,
+) -> dict:
     """Write a bundle for a finished run; returns its manifest. `out_dir` is replaced if it exists."""
     run_dir, out = Path(run_dir), Path(out_dir)
     for need in ("model.json", "idmap.json", "popularity.json", "metrics.json"):
@@ -119,9 +127,15 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, index_kind: str = "a
     idx = build_index(table, index_kind, threads=threads)
     idx.save(tmp / INDEX_FILE)
     created = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    base = {"format": FORMAT, "created": created, "source_run": str(run_dir.resolve()),
-            "model_kind": spec["kind"], "n_items": int(table.shape[0] - 1), "dim": int(table.shape[1]),
-            "index": {"kind": idx.kind, "params": idx.params}}
+    base = {
+        "format": FORMAT,
+        "created": created,
+        "source_run": str(run_dir.resolve()),
+        "model_kind": spec["kind"],
+        "n_items": int(table.shape[0] - 1),
+        "dim": int(table.shape[1]),
+        "index": {"kind": idx.kind, "params": idx.params},
+    }
     weights_hash = sha256_file(tmp / "weights.safetensors")[:8]
     base["version"] = version or f"{run_dir.resolve().name}-{created}-{weights_hash}"
     manifest = _write_manifest(tmp, base)
@@ -183,9 +197,19 @@ def load_bundle(bundle_dir: str | Path, faiss_threads: int | None = None) -> Bun
     pop = json.loads((root / "popular.json").read_text())
     index = load_index(root / INDEX_FILE, threads=faiss_threads)
     if index.n_items != idmap.n_items or index.dim != model.item_embeddings().shape[1]:
-        raise BundleError(f"{root / INDEX_FILE}: {index.n_items} x {index.dim} does not fit the model's "
-                          f"{idmap.n_items} items x {model.item_embeddings().shape[1]}")
+        raise BundleError(
+            f"{root / INDEX_FILE}: {index.n_items} x {index.dim} does not fit the model's "
+            f"{idmap.n_items} items x {model.item_embeddings().shape[1]}"
+        )
     metrics = json.loads((root / "metrics.json").read_text()) if (root / "metrics.json").exists() else {}
-    return Bundle(path=root, version=str(manifest["version"]), manifest=manifest, model=model, idmap=idmap,
-                  index=index, popular=np.asarray(pop["items"], dtype=np.int64),
-                  popular_counts=np.asarray(pop["counts"], dtype=np.float64), metrics=metrics)
+    return Bundle(
+        path=root,
+        version=str(manifest["version"]),
+        manifest=manifest,
+        model=model,
+        idmap=idmap,
+        index=index,
+        popular=np.asarray(pop["items"], dtype=np.int64),
+        popular_counts=np.asarray(pop["counts"], dtype=np.float64),
+        metrics=metrics,
+    )

@@ -27,8 +27,24 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from model.train import TrainConfig, run
 
     cfg = TrainConfig(data=a.data, model=a.model, out=a.out, loss=a.loss, seed=a.seed)
-    for key in ("epochs", "lr", "batch_size", "n_neg", "sampler", "patience", "max_len", "d_model", "n_layers",
-                "n_heads", "dropout", "max_minutes", "threads", "weight_decay"):
+    for key in (
+        "epochs",
+        "lr",
+        "batch_size",
+        "n_neg",
+        "sampler",
+        "patience",
+        "max_len",
+        "d_model",
+        "n_layers",
+        "n_heads",
+        "dropout",
+        "max_minutes",
+        "threads",
+        "weight_decay",
+        "stages",
+        "init",
+    ):
         val = getattr(a, key)
         if val is not None:
             setattr(cfg, key, val)
@@ -56,43 +72,172 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    """The README's main job: train small models on the built-in synthetic data and compare them."""
-    from model.report import compare_runs
+    """Train recgpt on the built-in synthetic data, export a bundle and serve it (in-process store)."""
     from model.train import TrainConfig, run
+    from service.bundle import export_bundle
 
     root = Path(a.out)
-    runs = []
-    for model in ("pop", "gru4rec", "sasrec", "recgpt"):
-        cfg = TrainConfig(data="synthetic", model=model, out=str(root / model), epochs=a.epochs, patience=a.epochs,
-                          loss="ce" if model != "pop" else None, dropout=0.2, lr=3e-3, batch_size=64)
-        run(cfg)
-        runs.append(root / model)
-    table, _ = compare_runs(runs)
-    print(table)
+    cfg = TrainConfig(
+        data="synthetic",
+        model="recgpt",
+        out=str(root / "recgpt"),
+        epochs=a.epochs,
+        patience=a.epochs,
+        loss="ce",
+        dropout=0.2,
+        lr=3e-3,
+        batch_size=64,
+    )
+    result = run(cfg)
+    manifest = export_bundle(root / "recgpt", root / "bundle", index_kind="flat")
+    print(f"test HR@10 {result['test']['HR@10']:.4f}; bundle {root / 'bundle'} version {manifest['version']}")
+    if a.no_serve:
+        return 0
+    url = f"http://{a.host}:{a.port}"
+    print(DEMO_CURL.format(url=url))
+    return _serve(str(root / "bundle"), a.host, a.port, 1)
+
+
+DEMO_CURL = """
+Serving on {url} (Ctrl-C stops). Try:
+  curl -s {url}/readyz
+  curl -s -X POST {url}/v1/events -H 'content-type: application/json' \\
+  -d '[{{"user_id":"al","item_id":"1","event_id":"e1"}},{{"user_id":"al","item_id":"2","event_id":"e2"}}]'
+  curl -s -X POST {url}/v1/recall -H 'content-type: application/json' -d '{{"user_id":"al","k":10}}'
+  curl -s -X POST {url}/v1/recall -H 'content-type: application/json' -d '{{"user_id":"new-user","k":5}}'
+  curl -s {url}/v1/users/al/history
+  curl -s {url}/metrics | grep recgpt_
+"""
+
+
+def _serve(bundle: str, host: str, port: int, workers: int) -> int:
+    import os
+
+    import uvicorn
+
+    os.environ["RECGPT_BUNDLE"] = bundle  # NOTE: workers > 1 re-import the app: settings travel by env
+    if workers > 1:
+        uvicorn.run("service.main:app", host=host, port=port, workers=workers, log_level="info")
+    else:
+        from service.app import create_app
+        from service.settings import Settings
+
+        uvicorn.run(create_app(Settings()), host=host, port=port, log_level="info")
     return 0
 
 
+def _cmd_export(a: argparse.Namespace) -> int:
+    from service.bundle import export_bundle
+
+    m = export_bundle(a.run_dir, a.out_dir, index_kind=a.index, version=a.version)
+    print(json.dumps({"bundle": a.out_dir, "version": m["version"], "index": m["index"]}, indent=2))
+    return 0
+
+
+def _cmd_build_index(a: argparse.Namespace) -> int:
+    from service.bundle import rebuild_index
+
+    m = rebuild_index(a.bundle, index_kind=a.index)
+    print(json.dumps({"bundle": a.bundle, "version": m["version"], "index": m["index"]}, indent=2))
+    return 0
+
+
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from service.bundle import verify
+
+    verify(a.bundle)  # fail here, with the file's name, rather than inside the server's startup
+    return _serve(a.bundle, a.host, a.port, a.workers)
+
+
+def _cmd_shadow_report(a: argparse.Namespace) -> int:
+    from service.shadow import shadow_report
+
+    print(json.dumps(shadow_report(a.log, a.events, k=a.k), indent=2))
+    return 0
+
+
+def _cmd_bench(a: argparse.Namespace) -> int:
+    # NOTE: bench/ is not an installed package (pyproject: model*, index*, service*): import from the checkout
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    if a.what == "latency":
+        from bench.latency import main as latency
+
+        return latency(a.rest)
+    if a.what == "replay":
+        from bench.replay import main as replay
+
+        return replay(a.rest)
+    from bench.index_bench import main as index_bench
+
+    return index_bench(a.rest)
+
+
+def _add_service_commands(sub: argparse._SubParsersAction) -> None:
+    kinds = ["flat", "hnsw", "ivf", "auto"]
+    x = sub.add_parser("export", help="make a versioned, checksummed serving bundle from a run folder")
+    x.add_argument("run_dir")
+    x.add_argument("out_dir")
+    x.add_argument("--index", choices=kinds, default="auto", help="FAISS index (auto: by catalog size)")
+    x.add_argument("--version", help="version string (default: run name + UTC time + weights hash)")
+    x.set_defaults(fn=_cmd_export)
+    b = sub.add_parser("build-index", help="rebuild a bundle's FAISS index and update its manifest")
+    b.add_argument("bundle")
+    b.add_argument("--index", choices=kinds, default="auto")
+    b.set_defaults(fn=_cmd_build_index)
+    s = sub.add_parser("serve", help="serve a bundle over HTTP (uvicorn); settings from RECGPT_* / REDIS_URL")
+    s.add_argument("bundle")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1)
+    s.set_defaults(fn=_cmd_serve)
+    r = sub.add_parser("shadow-report", help="per-variant HR and NDCG of logged shadow lists vs later events")
+    r.add_argument("log")
+    r.add_argument("events")
+    r.add_argument("--k", type=int, default=10)
+    r.set_defaults(fn=_cmd_shadow_report)
+    c = sub.add_parser(
+        "bench", help="latency | replay | index benchmarks (see bench/; --help after the name)"
+    )
+    c.add_argument("what", choices=["latency", "replay", "index"])
+    c.add_argument("rest", nargs=argparse.REMAINDER)
+    c.set_defaults(fn=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recgpt", description="RecGPT: train, evaluate and serve a generative recall model.")
+    p = argparse.ArgumentParser(
+        prog="recgpt", description="RecGPT: train, evaluate and serve a generative recall model."
+    )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    d = sub.add_parser("data", help="fetch a benchmark data set (sha256-checked) or print a file's statistics")
+    d = sub.add_parser(
+        "data", help="fetch a benchmark data set (sha256-checked) or print a file's statistics"
+    )
     d.add_argument("action", choices=["fetch", "stats"])
     d.add_argument("name", help="fetch: beauty|sports|toys|yelp; stats: a name or a file path")
     d.add_argument("--from", dest="from_path", help="fetch: copy this local file instead of downloading")
     d.add_argument("--dest", help="fetch: folder to store it in (default: RECGPT_DATA_DIR)")
     d.set_defaults(fn=_cmd_data)
 
-    t = sub.add_parser("train", help="train a model; writes a run folder with metrics.json, checkpoints, curves.png")
-    t.add_argument("--data", default="synthetic", help="synthetic | beauty | sports | toys | yelp | a file path")
+    t = sub.add_parser(
+        "train", help="train a model; writes a run folder with metrics.json, checkpoints, curves.png"
+    )
+    t.add_argument(
+        "--data", default="synthetic", help="synthetic | beauty | sports | toys | yelp | a file path"
+    )
     t.add_argument("--model", default="recgpt", help="pop | gru4rec | sasrec | bert4rec | recgpt")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--loss", choices=["bce", "sampled-softmax", "ce"], help="default: bce for sasrec/recgpt, else ce")
+    t.add_argument(
+        "--loss", choices=["bce", "sampled-softmax", "ce"], help="default: bce for sasrec/recgpt, else ce"
+    )
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--epochs", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--batch-size", type=int)
-    t.add_argument("--n-neg", type=int, help="negatives per position (bce) or per batch x256 (sampled-softmax)")
+    t.add_argument(
+        "--n-neg", type=int, help="negatives per position (bce) or per batch x256 (sampled-softmax)"
+    )
     t.add_argument("--sampler", choices=["uniform", "pop"])
     t.add_argument("--patience", type=int, help="epochs without a better valid NDCG@10 before stopping")
     t.add_argument("--max-len", type=int)
@@ -103,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--max-minutes", type=float, help="stop training after this long, keeping the best epoch")
     t.add_argument("--threads", type=int, help="torch threads (default 2)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="stage option, e.g. --set two_stage_n=8")
+    t.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="stage option, e.g. --set two_stage_n=8"
+    )
+    t.add_argument("--stages", help="recgpt: pretrain,prompt (default), pretrain, or prompt (with --init)")
+    t.add_argument("--init", help="a pre-trained run folder to start from (e.g. prompt-tuning only)")
     t.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     t.set_defaults(fn=_cmd_train)
 
@@ -112,10 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--block", default="test", help="test | valid | test_two_stage")
     e.add_argument("--out", help="write OUT.md and OUT.json")
     e.set_defaults(fn=_cmd_eval)
-    m = sub.add_parser("demo", help="the main job: train on the built-in synthetic data and print the metrics")
+    m = sub.add_parser("demo", help="train recgpt on synthetic data, export a bundle, serve it")
     m.add_argument("--out", default="runs/demo", help="folder for the demo's runs")
     m.add_argument("--epochs", type=int, default=15)
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=8000)
+    m.add_argument("--no-serve", action="store_true", help="train and export only")
     m.set_defaults(fn=_cmd_demo)
+    _add_service_commands(sub)
     return p
 
 
@@ -123,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (FileNotFoundError, ValueError, KeyError) as exc:  # user errors: one clear line, no traceback
+    except (
+        FileNotFoundError,
+        ValueError,
+        KeyError,
+    ) as exc:  # BundleError is a ValueError  # user errors: one clear line, no traceback
         print(f"recgpt {args.cmd}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,166 @@
+"""Personalized prompt-tuning: the ChatGPT-style fine-tuning stage of RecGPT.
+
+The current model "responds" to a user's history by generating its own most likely next items (no
+gradient); these prompt items go into the sequence with segment 1, and the model is trained to
+predict the user's real next item (the "feedback") after them, with negative log-likelihood.
+
+Placement:
+- "last": the prompt is appended after the last input item only (what the authors' code does, and
+  what stage 2 of the recall does at serving time);
+- "all": a prompt follows every real item (the paper's wording: between adjacent items).
+Every position's target is the next *real* item, so prompt positions learn "given what I showed
+you, what did you really do next".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .gpt import GPTRec
+from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
+
+
+@dataclass
+class PromptConfig:
+    length: int = 1  # k generated items per prompt (1..5)
+    placement: str = "last"  # last | all
+    generation: str = "greedy"  # greedy (top-1, step by step) | topk (the top-k list at once)
+    freeze: str = "none"  # none | item_emb | all_but_last
+    loss: str = "ce"  # ce | sampled-softmax | bce
+    hard_negatives: float = 0.0  # weight of a BCE term pushing down generated items that were not clicked
+
+    @classmethod
+    def from_extra(cls, extra: dict) -> PromptConfig:
+        keys = {f"prompt_{k}": k for k in cls.__dataclass_fields__}
+        cfg = cls(**{keys[k]: v for k, v in extra.items() if k in keys})
+        if not 1 <= cfg.length <= 5:
+            raise ValueError(f"prompt_length must be 1..5, not {cfg.length}")
+        if cfg.placement not in ("last", "all") or cfg.generation not in ("greedy", "topk"):
+            raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
+        return cfg
+
+
+def freeze(model: GPTRec, how: str) -> None:
+    """Which parameters fine-tuning leaves alone."""
+    if how == "none":
+        return
+    if how == "item_emb":
+        model.item_emb.weight.requires_grad_(False)
+        return
+    if how == "all_but_last":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in [*model.blocks[-1].parameters(), *model.ln_f.parameters()]:
+            p.requires_grad_(True)
+        return
+    raise ValueError(f"prompt_freeze must be none, item_emb or all_but_last, not {how!r}")
+
+
+def _mask_seen(scores: Tensor, seen: Tensor) -> Tensor:
+    """-inf for padding and for items already in the row (seen: (B, L) item ids, 0-padded)."""
+    scores = scores.clone()
+    scores.scatter_(1, seen, -torch.inf)
+    scores[:, 0] = -torch.inf
+    return scores
+
+
+@torch.no_grad()
+def generate_last(model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: bool) -> Tensor:
+    """(B, k) items the model generates after each row of inputs (B, T), never repeating the row's items."""
+    was = model.training
+    model.eval()
+    table = model.item_embeddings()
+    h, cache = model.encode_with_cache(inputs, users)
+    seen = inputs
+    if not greedy:
+        out = _mask_seen(h @ table.T, seen).topk(k, dim=1).indices
+    else:
+        picks = []
+        for j in range(k):
+            g = _mask_seen(h @ table.T, seen).argmax(1, keepdim=True)  # (B, 1)
+            picks.append(g)
+            seen = torch.cat([seen, g], 1)
+            if j + 1 < k:
+                h, cache = model.extend(cache, g)
+        out = torch.cat(picks, 1)
+    model.train(was)
+    return out.masked_fill((inputs > 0).sum(1, keepdim=True) == 0, 0)
+
+
+@torch.no_grad()
+def generate_everywhere(model: GPTRec, inputs: Tensor, users: Tensor, k: int) -> Tensor:
+    """(B, T, k): after each position t, the top-k items predicted from the prefix up to t (one pass)."""
+    was = model.training
+    model.eval()
+    h = model(inputs, users)  # (B, T, d)
+    s = h @ model.item_embeddings().T  # (B, T, V + 1)
+    s[..., 0] = -torch.inf
+    # NOTE: masking each prefix's own items exactly would need a (B, T, V) mask; masking the row's
+    # items is the same for the last position and a close superset elsewhere.
+    s.scatter_(2, inputs[:, None, :].expand(-1, s.shape[1], -1), -torch.inf)
+    out = s.topk(k, dim=2).indices
+    model.train(was)
+    return out.masked_fill((inputs == 0)[..., None], 0)
+
+
+def _left_pack(items: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
+    """Move padding (0) to the left of each row, keeping the order of the rest."""
+    order = torch.argsort((items > 0).int(), dim=1, stable=True)
+    return tuple(x.gather(1, order) for x in (items, *others))
+
+
+def expand_with_prompts(
+    model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, max_width: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Windows (B, L + 1) -> expanded inputs, segments, targets (B, W) and the generated items."""
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    k = cfg.length
+    if cfg.placement == "last":
+        gen = generate_last(model, inputs, users, k, greedy=cfg.generation == "greedy")  # (B, k)
+        last_target = targets[:, -1:]
+        x = torch.cat([inputs, gen], 1)
+        seg = torch.cat([torch.zeros_like(inputs), torch.ones_like(gen)], 1)
+        # every position predicts the next REAL item: the prompt positions too predict targets[:, -1]
+        y = torch.cat([targets, last_target.expand(-1, k)], 1)
+        gen_for_neg = gen
+    else:
+        B, T = inputs.shape
+        gen = generate_everywhere(model, inputs, users, k)  # (B, T, k)
+        x = torch.cat([inputs[..., None], gen], 2).reshape(B, T * (k + 1))
+        seg = torch.cat([torch.zeros_like(inputs)[..., None], torch.ones_like(gen)], 2).reshape(B, -1)
+        y = targets[..., None].expand(-1, -1, k + 1).reshape(B, -1)
+        y = y.masked_fill(x == 0, 0)
+        x, seg, y = _left_pack(x, seg, y)
+        x, seg, y = x[:, -max_width:], seg[:, -max_width:], y[:, -max_width:]
+        gen_for_neg = gen[:, -1, :]
+    return x, seg, y, gen_for_neg
+
+
+def prompt_loss(
+    model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, sampler: NegativeSampler, n_neg: int
+) -> Tensor:
+    x, seg, y, gen = expand_with_prompts(model, batch, users, cfg, model.cfg.max_len + model.cfg.max_extend)
+    h = model(x, users, seg)  # (B, W, d)
+    sel = y > 0
+    hs, ts = h[sel], y[sel]
+    table = model.item_embeddings()
+    if cfg.loss == "ce":
+        loss = ce_loss(hs, ts, table)
+    elif cfg.loss == "bce":
+        row = torch.arange(len(x))[:, None].expand_as(y)[sel]
+        loss = bce_loss(hs, ts, table, sampler.draw_excluding((len(ts), max(1, n_neg)), batch[row]))
+    else:
+        loss = sampled_softmax_loss(hs, ts, table, sampler.draw((max(1, n_neg) * 256,)), sampler.log_q)
+    if cfg.hard_negatives > 0:
+        # shown-but-not-clicked: the generated items that are not the real next item, at the last position
+        h_last, t_last = h[:, -1], y[:, -1]
+        s = torch.einsum("bd,bkd->bk", h_last, table[gen])
+        shown = (gen != t_last[:, None]) & (gen > 0)
+        if shown.any():
+            loss = loss + cfg.hard_negatives * F.binary_cross_entropy_with_logits(
+                s[shown], torch.zeros_like(s[shown]))
+    return loss
