@@ -99,7 +99,8 @@ def evaluate(
         idx = order[s:s + batch_size]
         h = [histories[i] for i in idx]
         sc = score_histories(model, h, users[idx])
-        ranks[torch.from_numpy(idx)] = ranks_from_scores(sc, torch.as_tensor(targets[idx]), history_mask(h, sc.shape[1]))
+        excluded = history_mask(h, sc.shape[1])
+        ranks[torch.from_numpy(idx)] = ranks_from_scores(sc, torch.as_tensor(targets[idx]), excluded)
     if was_training:
         model.train()
     return metrics_from_ranks(ranks.numpy(), ks)

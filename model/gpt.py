@@ -33,6 +33,7 @@ class GPTConfig:
     dropout: float = 0.5
     user_module: bool = True  # False: SASRec
     user_dropout: float = 0.1  # training: a user's id is replaced by "unknown" with this probability
+    norm_first: bool = True  # pre-LayerNorm blocks (GPT-2); False: post-LayerNorm (the original Transformer)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,10 +76,11 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm Transformer block."""
+    """Transformer block, pre- or post-LayerNorm."""
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
+        self.norm_first = cfg.norm_first
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
@@ -90,10 +92,14 @@ class Block(nn.Module):
     def forward(
         self, x: Tensor, mask: Tensor, past: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        a, kv = self.attn(self.ln1(x), mask, past)
-        x = x + self.drop(a)
-        x = x + self.drop(self.mlp(self.ln2(x)))
-        return x, kv
+        if self.norm_first:
+            a, kv = self.attn(self.ln1(x), mask, past)
+            x = x + self.drop(a)
+            return x + self.drop(self.mlp(self.ln2(x))), kv
+        # NOTE: post-LN caches keys/values of the block's input, which is what later tokens attend to
+        a, kv = self.attn(x, mask, past)
+        x = self.ln1(x + self.drop(a))
+        return self.ln2(x + self.drop(self.mlp(x))), kv
 
 
 class GPTRec(nn.Module):
@@ -113,7 +119,7 @@ class GPTRec(nn.Module):
         self.ln_in = nn.LayerNorm(d)  # NOTE: unit-scale inputs; without it learning starts several epochs later
         self.emb_drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
-        self.ln_f = nn.LayerNorm(d)
+        self.ln_f = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self.apply(self._init)
 
     @staticmethod

@@ -9,9 +9,10 @@ import torch
 
 from .baselines import BERT4Rec, GRU4Rec, PopModel
 from .checkpoint import load_weights
+from .comirec import ComiRecSA
 from .gpt import GPTConfig, GPTRec
 
-ARCHS = {"gpt": GPTRec, "gru": GRU4Rec, "bert": BERT4Rec}
+ARCHS = {"gpt": GPTRec, "gru": GRU4Rec, "bert": BERT4Rec, "comirec": ComiRecSA}
 
 
 def model_spec(model) -> dict:

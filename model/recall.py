@@ -53,6 +53,24 @@ def torch_search(item_table: Tensor) -> SearchFn:
     return search
 
 
+def multi_interest_search(search: SearchFn, interests: np.ndarray, k: int, exclude: Sequence[np.ndarray]
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Each of a user's K interest vectors (B, K, d) retrieves k items; the lists merge by best score."""
+    B, K, d = interests.shape
+    ids, sc = search(interests.reshape(B * K, d), k, [e for e in exclude for _ in range(K)])
+    ids, sc = ids.reshape(B, K * k), sc.reshape(B, K * k)
+    out_ids, out_sc = np.full((B, k), -1, np.int64), np.full((B, k), -np.inf, np.float32)
+    for r in range(B):
+        best: dict[int, float] = {}
+        for i, s in zip(ids[r], sc[r], strict=True):
+            if i > 0 and s > best.get(int(i), -np.inf):
+                best[int(i)] = float(s)
+        top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        out_ids[r, :len(top)] = [i for i, _ in top]
+        out_sc[r, :len(top)] = [s for _, s in top]
+    return out_ids, out_sc
+
+
 def _appended(ids1: np.ndarray, append: str | int) -> np.ndarray:
     """Which stage-1 items go into the sequence: 'all' (in rank order), 'reversed' (best last), or the top j."""
     if append == "all":
@@ -78,7 +96,20 @@ def two_stage_recall(
     extra = exclude if exclude is not None else [np.empty(0, np.int64)] * B
     items = pad_left(histories, model.cfg.max_len)
     u = torch.as_tensor(np.asarray(users, dtype=np.int64))
-    banned = [np.concatenate([np.asarray(h, np.int64), np.asarray(e, np.int64)]) for h, e in zip(histories, extra, strict=True)]
+    banned = [np.concatenate([np.asarray(h, np.int64), np.asarray(e, np.int64)])
+              for h, e in zip(histories, extra, strict=True)]
+    if hasattr(model, "encode_interests"):  # ComiRec: several queries a user; appended items re-encode
+        def q_search(it: Tensor, k: int, ban: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            return multi_interest_search(search, model.encode_interests(it).numpy(), k, ban)
+
+        ids1, sc1 = q_search(items, n, banned)
+        if m <= 0:
+            return RecallResult(ids1, sc1, np.full(ids1.shape, STAGE_1))
+        app = torch.from_numpy(np.ascontiguousarray(_appended(ids1, append)).clip(min=0))
+        banned2 = [np.concatenate([b, r[r > 0]]) for b, r in zip(banned, ids1, strict=True)]
+        ids2, sc2 = q_search(torch.cat([items, app], 1), m, banned2)
+        return RecallResult(np.concatenate([ids1, ids2], 1), np.concatenate([sc1, sc2], 1),
+                            np.concatenate([np.full(ids1.shape, STAGE_1), np.full(ids2.shape, STAGE_2)], 1))
     if hasattr(model, "encode_with_cache"):
         h1, cache = model.encode_with_cache(items, u)
     else:

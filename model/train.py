@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .baselines import BERT4Rec, GRU4Rec, PopModel
+from .comirec import ComiRecSA
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import SeqData, Split, leave_one_out, load_dataset
 from .evaluate import evaluate, pad_left
@@ -29,8 +30,12 @@ from .plots import plot_curves
 from .prompt import PromptConfig, freeze, prompt_loss
 from .recall import DEFAULT_SPLITS, evaluate_recall
 
-MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "recgpt")
-DEFAULT_LOSS = {"sasrec": "bce", "recgpt": "bce", "gru4rec": "ce", "bert4rec": "ce"}
+MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "comirec", "recgpt")
+# NOTE: full-softmax CE learns per optimizer step, so it wants small batches (many steps an epoch);
+# BCE learns per negative, so it gets 16 negatives a position and larger batches. Measured on Beauty.
+LOSS_DEFAULTS = {"ce": {"batch_size": 32, "n_neg": 1}, "bce": {"batch_size": 64, "n_neg": 16},
+                 "sampled-softmax": {"batch_size": 64, "n_neg": 4}}
+DEFAULT_LOSS = {"sasrec": "bce", "recgpt": "bce", "gru4rec": "ce", "bert4rec": "ce", "comirec": "ce"}
 
 
 @dataclass
@@ -39,11 +44,11 @@ class TrainConfig:
     model: str = "sasrec"
     out: str = "runs/default"
     loss: str | None = None  # bce | sampled-softmax | ce; None: the model's default
-    n_neg: int = 1  # BCE negatives per position; sampled-softmax: negatives per batch (x256)
+    n_neg: int | None = None  # BCE negatives per position (default 16); sampled-softmax: x256 per batch (default 4)
     sampler: str = "uniform"  # uniform | pop
     lr: float = 1e-3
     weight_decay: float = 0.0
-    batch_size: int = 256
+    batch_size: int | None = None  # users per batch; default by loss (see LOSS_DEFAULTS)
     epochs: int = 200
     patience: int = 10  # epochs without a better validation NDCG@10
     max_minutes: float | None = None  # stop (keeping the best epoch) after this much training time
@@ -56,6 +61,7 @@ class TrainConfig:
     dropout: float = 0.5
     user_dropout: float = 0.1
     threads: int = 2
+    norm_first: bool = True  # pre-LN Transformer blocks; False: post-LN
     bucket: bool = True  # batches of similar length (fast); False: random batches
     eval_batch: int = 1024
     stages: str = "pretrain,prompt"  # recgpt only: pretrain and/or prompt (prompt-tuning)
@@ -73,13 +79,19 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
     if cfg.model not in MODELS:
         raise ValueError(f"--model must be one of {', '.join(MODELS)}, not {cfg.model!r}")
     if cfg.model == "pop":
-        return PopModel(data.n_items, split.train, cfg.max_len)
+        # NOTE: "full" counts every interaction, test items included: it leaks the test set, and it is
+        # how the published PopRec row on these files was computed (it reproduces it to the digit)
+        counts_from = cfg.extra.get("pop_counts", "train")
+        if counts_from not in ("train", "full"):
+            raise ValueError(f"pop_counts must be train or full, not {counts_from!r}")
+        return PopModel(data.n_items, split.train if counts_from == "train" else data.sequences, cfg.max_len)
     gcfg = GPTConfig(
         n_items=data.n_items, n_users=data.n_users, max_len=cfg.max_len, d_model=cfg.d_model,
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, dropout=cfg.dropout,
-        user_module=cfg.model == "recgpt", user_dropout=cfg.user_dropout,
+        user_module=cfg.model == "recgpt", user_dropout=cfg.user_dropout, norm_first=cfg.norm_first,
     )
-    return {"sasrec": GPTRec, "recgpt": GPTRec, "gru4rec": GRU4Rec, "bert4rec": BERT4Rec}[cfg.model](gcfg)
+    archs = {"sasrec": GPTRec, "recgpt": GPTRec, "gru4rec": GRU4Rec, "bert4rec": BERT4Rec, "comirec": ComiRecSA}
+    return archs[cfg.model](gcfg)
 
 
 def training_windows(train: list[np.ndarray], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,6 +122,8 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
 def _loss(cfg: TrainConfig, model, batch: torch.Tensor, users: torch.Tensor, sampler: NegativeSampler) -> torch.Tensor:
     """Loss of one batch of windows (B, L + 1)."""
     loss_name = cfg.resolved_loss()
+    if model.kind == "comirec":
+        return model.loss(batch)
     if model.kind == "bert":
         inputs, labels = model.cloze(batch[:, 1:])
         h = model(inputs)
@@ -151,6 +165,9 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     data = load_dataset(cfg.data)
     split = leave_one_out(data)
     cfg.loss = cfg.resolved_loss() if cfg.model != "pop" else None
+    for key, val in LOSS_DEFAULTS.get(cfg.loss or "ce", {}).items():
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, val)
     _write_json(out / "config.json", asdict(cfg))
     data.idmap.save(out / "idmap.json")
     counts = np.bincount(np.concatenate(split.train), minlength=data.n_items + 1)
@@ -241,14 +258,14 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
             splits, append = recall_options(cfg)
             n10, m10 = splits.get(10, (9, 1))
 
-            def two_stage() -> dict:
+            def two_stage(n10: int = n10, m10: int = m10, append: str | int = append) -> dict:
                 # NOTE: prompt-tuning is selected on the recall it is for: two-stage NDCG@10 on validation
                 v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
                 v2 = evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: (n10, m10)},
                                      append=append, batch_size=cfg.eval_batch)
                 return {"valid": v, "valid_two_stage": v2, "select": v2["NDCG@10"]}
 
-            stages.append(Stage("prompt", lambda b, u: prompt_loss(model, b, u, pcfg, sampler, cfg.n_neg),
+            stages.append(Stage("prompt", lambda b, u, pcfg=pcfg: prompt_loss(model, b, u, pcfg, sampler, cfg.n_neg),
                                 float(cfg.extra.get("prompt_lr", 5e-4)), two_stage))
         else:
             raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")

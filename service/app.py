@@ -75,7 +75,8 @@ class _TooLarge(Exception):
 
 
 def make_store(settings: Settings, cap: int) -> HistoryStore:
-    cap = settings.history_cap or cap
+    # NOTE: keep more than the model reads (max_len): every stored item is excluded from the results
+    cap = settings.history_cap or max(cap, 512)
     if settings.redis_url:
         return RedisStore(
             settings.redis_url,

@@ -71,6 +71,23 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiments(a: argparse.Namespace) -> int:
+    """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
+    from model.experiments import DATASETS, ablations, main_table
+    from model.train import TrainConfig
+
+    base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
+                       batch_size=a.batch_size)
+    out, runs = Path(a.out), Path(a.runs)
+    datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
+    if a.which == "main":
+        print(main_table(datasets, a.seeds, runs, out, base))
+    else:
+        for ds in datasets:
+            print(ablations(ds, runs, out, base))
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     """Train recgpt on the built-in synthetic data, export a bundle and serve it (in-process store)."""
     from model.train import TrainConfig, run
@@ -261,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--block", default="test", help="test | valid | test_two_stage")
     e.add_argument("--out", help="write OUT.md and OUT.json")
     e.set_defaults(fn=_cmd_eval)
+    x = sub.add_parser("experiments", help="generate docs/results: the main table or the ablations (runs are reused)")
+    x.add_argument("which", choices=["main", "ablations"])
+    x.add_argument("--datasets", help="comma-separated (default: beauty,sports,toys,yelp)")
+    x.add_argument("--seeds", type=lambda v: [int(i) for i in v.split(",")], default=[1, 2, 3])
+    x.add_argument("--epochs", type=int, default=200)
+    x.add_argument("--patience", type=int, default=5)
+    x.add_argument("--batch-size", type=int, default=32)
+    x.add_argument("--max-minutes", type=float, default=None, help="training-time cap per stage of each run")
+    x.add_argument("--runs", default="runs/experiments", help="folder for the runs")
+    x.add_argument("--out", default="docs/results", help="folder for the tables and plots")
+    x.set_defaults(fn=_cmd_experiments)
+
     m = sub.add_parser("demo", help="train recgpt on synthetic data, export a bundle, serve it")
     m.add_argument("--out", default="runs/demo", help="folder for the demo's runs")
     m.add_argument("--epochs", type=int, default=15)

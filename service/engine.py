@@ -124,7 +124,8 @@ def recall(
     bundle = served.bundles[variant.name]
     idmap = bundle.idmap
     mapped = [idmap.item(x) for x in history_ext]
-    hist = np.asarray([i for i in mapped if i is not None], dtype=np.int64)[-bundle.max_len :]
+    # NOTE: the whole history is excluded from the results, as offline; the model reads its last max_len
+    hist = np.asarray([i for i in mapped if i is not None], dtype=np.int64)
     dropped = sum(1 for i in mapped if i is None)
     if dropped:
         metrics.unknown_items.inc(dropped)

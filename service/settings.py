@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     max_exclude: int = 5000
     max_events: int = 1000  # events per batch
     max_body_bytes: int = 1_000_000
-    history_cap: int | None = None  # items kept per user; None: the model's max_len
+    history_cap: int | None = None  # items kept per user; None: max(512, the model's max_len)
     history_ttl_s: int = 30 * 24 * 3600
     event_ttl_s: int = 7 * 24 * 3600  # how long an event_id is remembered for de-duplication
 

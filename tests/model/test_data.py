@@ -22,7 +22,8 @@ def test_split_of_a_hand_written_file(tmp_path):
     assert [ext(i) for i in sp.train[0]] == ["10", "11", "12"]
     assert [ext(i) for i in sp.valid_hist[0]] == ["10", "11", "12"] and ext(sp.valid_target[0]) == "13"
     assert [ext(i) for i in sp.test_hist[0]] == ["10", "11", "12", "13"] and ext(sp.test_target[0]) == "14"
-    assert [ext(i) for i in sp.train[1]] == ["20"] and ext(sp.valid_target[1]) == "21" and ext(sp.test_target[1]) == "22"
+    assert [ext(i) for i in sp.train[1]] == ["20"]
+    assert ext(sp.valid_target[1]) == "21" and ext(sp.test_target[1]) == "22"
     assert sp.users.tolist() == [1, 2]
 
 

@@ -8,10 +8,11 @@ from model.gpt import GPTConfig, GPTRec
 def _models():
     torch.manual_seed(0)
     cfg = GPTConfig(n_items=40, n_users=6, max_len=8, n_layers=2, dropout=0.0)
-    return [GPTRec(cfg).eval(), GRU4Rec(cfg).eval()]
+    post = GPTConfig(n_items=40, n_users=6, max_len=8, n_layers=2, dropout=0.0, norm_first=False)
+    return [GPTRec(cfg).eval(), GRU4Rec(cfg).eval(), GPTRec(post).eval()]
 
 
-@pytest.mark.parametrize("model", _models(), ids=["gpt", "gru4rec"])
+@pytest.mark.parametrize("model", _models(), ids=["gpt", "gru4rec", "gpt-post-ln"])
 def test_no_future_leakage(model):
     items = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8]])
     users = torch.tensor([1, 2])
@@ -24,8 +25,9 @@ def test_no_future_leakage(model):
         assert not torch.allclose(out[:, t:], base[:, t:])
 
 
-def test_kv_cache_extension_equals_re_encoding():
-    model = _models()[0]
+@pytest.mark.parametrize("which", [0, 2], ids=["pre-ln", "post-ln"])
+def test_kv_cache_extension_equals_re_encoding(which):
+    model = _models()[which]
     hist = torch.tensor([[0, 0, 0, 3, 4, 5], [1, 2, 3, 4, 5, 6]])
     users = torch.tensor([3, 0])
     appended = torch.tensor([[9, 10, 11], [12, 13, 14]])

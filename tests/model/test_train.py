@@ -75,3 +75,24 @@ def test_prompt_tuning_after_pretraining(tmp_path):
     two = result["test_two_stage"]
     assert two["append"] == 2 and two["splits"]["10"] == [9, 1]
     assert two["HR@10"] > 0.2 and result["test"]["HR@10"] > 0.2
+
+
+def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
+    import numpy as np
+
+    from model.recall import torch_search, two_stage_recall
+
+    cfg = TrainConfig(model="comirec", out=str(tmp_path), **{**FAST, "epochs": 10, "patience": 10})
+    result = run(cfg, log=lambda *_: None)
+    assert result["test"]["HR@10"] > 3 * pop_hr10
+    from model.io import load_run_model
+
+    model = load_run_model(tmp_path)
+    hist = [np.array([3, 4, 5]), np.array([7])]
+    res = two_stage_recall(model, hist, np.array([1, 2]), 10, 0, torch_search(model.item_embeddings()))
+    scores = model.score(hist, np.array([1, 2]))
+    for r, h in enumerate(hist):  # the merged per-interest lists == top-10 of the max-over-interests scores
+        s = scores[r].clone()
+        s[0] = -float("inf")
+        s[h] = -float("inf")
+        assert res.items[r].tolist() == s.topk(10).indices.tolist()

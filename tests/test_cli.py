@@ -1,0 +1,34 @@
+"""The `recgpt` command: help for every subcommand, clear errors, eval tables from run folders."""
+
+import json
+import subprocess
+import sys
+
+from model.train import TrainConfig, run
+from service.cli import main
+
+SUBCOMMANDS = ("data", "train", "eval", "export", "build-index", "serve", "bench", "shadow-report", "demo",
+               "experiments")
+
+
+def test_help_names_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "service.cli", "--help"], capture_output=True, text=True, check=True)
+    for cmd in SUBCOMMANDS:
+        assert cmd in out.stdout
+
+
+def test_user_errors_are_one_line_and_exit_2(capsys):
+    assert main(["train", "--data", "no-such-data", "--out", "/tmp/never"]) == 2
+    err = capsys.readouterr().err
+    assert "neither a data set name" in err and "Traceback" not in err
+
+
+def test_eval_writes_markdown_and_json(tmp_path):
+    for model in ("pop", "sasrec"):
+        run(TrainConfig(model=model, data="synthetic", epochs=2, d_model=16, loss="ce" if model != "pop" else None,
+                        out=str(tmp_path / model)), log=lambda *_: None)
+    assert main(["eval", str(tmp_path / "pop"), str(tmp_path / "sasrec"), "--out", str(tmp_path / "cmp")]) == 0
+    rows = json.loads((tmp_path / "cmp.json").read_text())
+    assert [r["model"] for r in rows] == ["pop", "sasrec"]
+    table = (tmp_path / "cmp.md").read_text()
+    assert table.count("\n") == 4 and f"{rows[1]['NDCG@10']:.4f}" in table
