@@ -130,7 +130,8 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
           "prompt length", f"{ds}: prompt length", out / f"{ds}_prompt_length.png")
 
     # N/M split per K, with and without prompt-tuning, appending 1 item and all N
-    models = {"pre-trained only": load_run_model(pre), "prompt-tuned (k=1)": load_run_model(runs / f"{ds}-ablation-prompt-len1")}
+    models = {"pre-trained only": load_run_model(pre),
+              "prompt-tuned (k=1)": load_run_model(runs / f"{ds}-ablation-prompt-len1")}
     for K, ns in ((10, list(range(5, 11))), (20, [10, 14, 16, 18, 19, 20]), (50, [25, 35, 40, 45, 48, 50])):
         md += [f"\n## N/M split at K={K} (test NDCG@{K})\n",
                "| model | append | " + " | ".join(f"N={n}" for n in ns) + " |", "|---" * (len(ns) + 2) + "|"]
@@ -146,19 +147,22 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
     # other prompt-tuning options
     md += ["\n## Prompt-tuning options (k=1 unless stated)\n", "| option | one-stage NDCG@10 | two-stage NDCG@10 |",
            "|---|---|---|"]
-    for tag, extra in [("freeze-item_emb", {"prompt_freeze": "item_emb"}),
-                       ("freeze-all_but_last", {"prompt_freeze": "all_but_last"}),
-                       ("loss-bce", {"prompt_loss": "bce"}), ("loss-sampled-softmax", {"prompt_loss": "sampled-softmax"}),
-                       ("placement-all", {"prompt_placement": "all"}), ("generation-topk-k3", {"prompt_generation": "topk",
-                                                                                                 "prompt_length": 3}),
-                       ("hard-negatives", {"prompt_hard_negatives": 0.5})]:
+    options = [("freeze-item_emb", {"prompt_freeze": "item_emb"}),
+               ("freeze-all_but_last", {"prompt_freeze": "all_but_last"}),
+               ("loss-bce", {"prompt_loss": "bce"}),
+               ("loss-sampled-softmax", {"prompt_loss": "sampled-softmax"}),
+               ("placement-all", {"prompt_placement": "all"}),
+               ("generation-topk-k3", {"prompt_generation": "topk", "prompt_length": 3}),
+               ("hard-negatives", {"prompt_hard_negatives": 0.5})]
+    for tag, extra in options:
         r = json.loads((tuned(tag, **extra) / "metrics.json").read_text())
         md.append(f"| {tag} | {r['test']['NDCG@10']:.4f} | {r['test_two_stage']['NDCG@10']:.4f} |")
 
     # pre-training loss and user module
     md += ["\n## Pre-training loss and user module (pre-training only, one-stage)\n",
            "| run | HR@10 | NDCG@10 |", "|---|---|---|"]
-    for tag, changes in [("recgpt-bce", {"model": "recgpt", "loss": "bce"}), ("recgpt-ce", {"model": "recgpt", "loss": "ce"}),
+    for tag, changes in [("recgpt-bce", {"model": "recgpt", "loss": "bce"}),
+                         ("recgpt-ce", {"model": "recgpt", "loss": "ce"}),
                          ("sasrec-ce (user module off)", {"model": "sasrec", "loss": "ce"})]:
         path = pre if tag == "recgpt-ce" else runs / f"{ds}-ablation-{tag.split()[0]}"
         r = _train(base, path, log, data=ds, stages="pretrain", **changes)

@@ -19,8 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .baselines import BERT4Rec, GRU4Rec, PopModel
-from .comirec import ComiRecSA
 from .checkpoint import load_checkpoint, save_checkpoint
+from .comirec import ComiRecSA
 from .data import SeqData, Split, leave_one_out, load_dataset
 from .evaluate import evaluate, pad_left
 from .gpt import GPTConfig, GPTRec
