@@ -33,6 +33,7 @@ class GPTConfig:
     dropout: float = 0.5
     user_module: bool = True  # False: SASRec
     user_dropout: float = 0.1  # training: a user's id is replaced by "unknown" with this probability
+    mlp_dropout: bool = False  # dropout inside the MLP too (besides after it): over-regularises on Beauty
     norm_first: bool = True  # pre-LayerNorm blocks (GPT-2); False: post-LayerNorm (the original Transformer)
 
     def to_dict(self) -> dict:
@@ -85,7 +86,10 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.d_ff, cfg.d_model)
+            nn.Linear(cfg.d_model, cfg.d_ff),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout) if cfg.mlp_dropout else nn.Identity(),
+            nn.Linear(cfg.d_ff, cfg.d_model),
         )
         self.drop = nn.Dropout(cfg.dropout)
 

@@ -13,7 +13,6 @@ Layout (every file listed in manifest.json with its sha256):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from index import ItemIndex, build_index, load_index
 from model.checkpoint import load_weights
-from model.data import IdMap
+from model.data import IdMap, sha256_file
 from model.io import load_model
 
 FORMAT = 1
@@ -37,14 +36,6 @@ TOP_POPULAR = 1000
 
 class BundleError(ValueError):
     """A bundle that cannot be loaded; the message names the offending file."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
