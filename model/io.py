@@ -38,12 +38,12 @@ def load_model(spec: dict, weights: dict[str, torch.Tensor]):
     return model
 
 
-def load_run_model(run_dir: str | Path):
-    """The best checkpoint of a finished run folder."""
+def load_run_model(run_dir: str | Path, checkpoint: str = "best"):
+    """A checkpoint of a finished run folder: `best` (the final model), or e.g. `pretrain.best`."""
     run_dir = Path(run_dir)
     spec = json.loads((run_dir / "model.json").read_text())
     if spec["kind"] == "pop":
         from safetensors.torch import load_file
 
-        return load_model(spec, load_file(str(run_dir / "best.safetensors")))
-    return load_model(spec, load_weights(run_dir / "best.safetensors"))
+        return load_model(spec, load_file(str(run_dir / f"{checkpoint}.safetensors")))
+    return load_model(spec, load_weights(run_dir / f"{checkpoint}.safetensors"))

@@ -73,7 +73,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 def _cmd_experiments(a: argparse.Namespace) -> int:
     """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
-    from model.experiments import DATASETS, ablations, main_table
+    from model.experiments import DATASETS, ablations, main_table, splits_report
     from model.train import TrainConfig
 
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
@@ -82,6 +82,12 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
     if a.which == "main":
         print(main_table(datasets, a.seeds, runs, out, base))
+    elif a.which == "splits":
+        named = dict(r.split("=", 1) for r in a.models or [])
+        if not named:
+            raise ValueError("splits needs --model NAME=RUN_DIR[:checkpoint] (one or more)")
+        for ds in datasets:
+            print(splits_report(ds, named, out))
     else:
         for ds in datasets:
             print(ablations(ds, runs, out, base))
@@ -279,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write OUT.md and OUT.json")
     e.set_defaults(fn=_cmd_eval)
     x = sub.add_parser("experiments", help="generate docs/results: the main table or the ablations (runs are reused)")
-    x.add_argument("which", choices=["main", "ablations"])
+    x.add_argument("which", choices=["main", "ablations", "splits"])
+    x.add_argument("--model", dest="models", action="append", metavar="NAME=RUN_DIR[:CHECKPOINT]",
+                   help="splits: a trained run to evaluate (e.g. 'pre-trained=runs/rg:pretrain.best')")
     x.add_argument("--datasets", help="comma-separated (default: beauty,sports,toys,yelp)")
     x.add_argument("--seeds", type=lambda v: [int(i) for i in v.split(",")], default=[1, 2, 3])
     x.add_argument("--epochs", type=int, default=200)
