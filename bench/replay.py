@@ -3,8 +3,9 @@ the bundle's offline metrics.json (test HR@10).
 
     recgpt bench replay BUNDLE --data synthetic [--limit 500] [--url http://127.0.0.1:8000]
 
-NOTE: the service keeps the last max_len items per user and excludes only those from the list, while
-the offline evaluation excludes the whole history: users with longer histories may differ slightly.
+NOTE: like the offline evaluation, the service excludes a user's whole stored history (up to
+`history_cap`, default 512 items) and encodes its last max_len items; with the exact index the two
+lists are the same, so the two HR@10 agree up to score ties.
 """
 
 from __future__ import annotations
