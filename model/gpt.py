@@ -33,7 +33,7 @@ class GPTConfig:
     dropout: float = 0.5
     user_module: bool = True  # False: SASRec
     user_dropout: float = 0.1  # training: a user's id is replaced by "unknown" with this probability
-    mlp_dropout: bool = False  # dropout inside the MLP too (besides after it): over-regularises on Beauty
+    mlp_dropout: bool = False  # dropout inside the MLP too (RecBole has none); Beauty: 0.0591 vs 0.0595 valid
     norm_first: bool = True  # pre-LayerNorm blocks (GPT-2); False: post-LayerNorm (the original Transformer)
 
     def to_dict(self) -> dict:
