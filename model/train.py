@@ -1,7 +1,9 @@
 """Training: one loop for every trainable model, early stopping on validation NDCG@10, a run folder.
 
-Run folder: config.json (resolved), idmap.json, popularity.json, metrics.jsonl (one line an epoch),
-last.safetensors (model + Adam + RNG, for --resume), best.safetensors, curves.png, metrics.json.
+Run folder: config.json (resolved), model.json, idmap.json, popularity.json, metrics.jsonl (one line an
+epoch, tagged with its stage), per stage STAGE.last.safetensors (model + Adam + RNG, for --resume),
+STAGE.best.safetensors and STAGE.done, then best.safetensors (the last stage's best), curves.png and
+metrics.json. Stages: "pretrain" (every model) and "prompt" (recgpt's prompt-tuning, model/prompt.py).
 """
 
 from __future__ import annotations
