@@ -35,8 +35,11 @@ from .recall import DEFAULT_SPLITS, evaluate_recall
 MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "comirec", "recgpt")
 # NOTE: full-softmax CE learns per optimizer step, so it wants small batches (many steps an epoch);
 # BCE learns per negative, so it gets 16 negatives a position and larger batches. Measured on Beauty.
-LOSS_DEFAULTS = {"ce": {"batch_size": 32, "n_neg": 1}, "bce": {"batch_size": 64, "n_neg": 16},
-                 "sampled-softmax": {"batch_size": 64, "n_neg": 4}}
+# Length-bucketed batches are ~2x faster an epoch, but with CE they level off lower on Beauty (valid
+# NDCG@10 0.0595 bucketed vs 0.064 with random batches); BCE reaches its target bucketed.
+LOSS_DEFAULTS = {"ce": {"batch_size": 32, "n_neg": 1, "bucket": False},
+                 "bce": {"batch_size": 64, "n_neg": 16, "bucket": True},
+                 "sampled-softmax": {"batch_size": 64, "n_neg": 4, "bucket": True}}
 DEFAULT_LOSS = {"sasrec": "bce", "recgpt": "bce", "gru4rec": "ce", "bert4rec": "ce", "comirec": "ce"}
 
 
@@ -64,7 +67,7 @@ class TrainConfig:
     user_dropout: float = 0.1
     threads: int = 2
     norm_first: bool = True  # pre-LN Transformer blocks; False: post-LN
-    bucket: bool = True  # batches of similar length (fast); False: random batches
+    bucket: bool | None = None  # batches of similar length (fast); False: random batches; default by loss
     eval_batch: int = 1024
     stages: str = "pretrain,prompt"  # recgpt only: pretrain and/or prompt (prompt-tuning)
     init: str | None = None  # a pre-trained run folder to start from
