@@ -70,11 +70,14 @@ class BERT4Rec(nn.Module):
     Positions are the window's columns (right-aligned), as in the original BERT4Rec."""
 
     kind = "bert"
+    mask_prob = 0.4  # share of real items masked in training (`--set bert_mask_prob=P`)
 
-    def __init__(self, cfg: GPTConfig, mask_prob: float = 0.2) -> None:
+    def __init__(self, cfg: GPTConfig, mask_prob: float = mask_prob) -> None:
         super().__init__()
         self.cfg = cfg
         self.mask_token = cfg.n_items + 1
+        if not 0 < mask_prob < 1:
+            raise ValueError(f"bert_mask_prob must be in (0, 1), not {mask_prob}")
         self.mask_prob = mask_prob
         d = cfg.d_model
         self.item_emb = nn.Embedding(cfg.n_items + 2, d, padding_idx=0)

@@ -49,6 +49,18 @@ def _train(base: TrainConfig, out: Path, log: Callable[[str], None], **changes) 
     return result
 
 
+def _run_dir(runs: Path, ds: str, model: str, loss: str | None, stages: str, seed: int) -> Path:
+    return runs / f"{ds}-{model}-{loss}-{stages.replace(',', '+')}-s{seed}"
+
+
+def _stage_changes(runs: Path, ds: str, loss: str | None, stages: str, seed: int) -> dict:
+    """RecGPT's prompt-tuning row fine-tunes the pre-trained-only row's run (the same model, not a second
+    pre-training), so the two rows differ by prompt-tuning alone; its wall time is the prompt stage's."""
+    if stages == "pretrain,prompt":
+        return {"stages": "prompt", "init": str(_run_dir(runs, ds, "recgpt", loss, "pretrain", seed))}
+    return {"stages": stages}
+
+
 def _fmt(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -70,9 +82,8 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
             for seed in seeds:
                 key = (ds, model, loss, stages, seed)
                 if key not in cache:
-                    name = f"{ds}-{model}-{loss}-{stages.replace(',', '+')}-s{seed}"
-                    cache[key] = _train(base, runs / name, log, data=ds, model=model, loss=loss, stages=stages,
-                                        seed=seed)
+                    cache[key] = _train(base, _run_dir(runs, ds, model, loss, stages, seed), log, data=ds, model=model,
+                                        loss=loss, seed=seed, **_stage_changes(runs, ds, loss, stages, seed))
                 m = cache[key]
                 for c in COLS:
                     vals[c].append(m[block][c])

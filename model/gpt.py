@@ -32,7 +32,7 @@ class GPTConfig:
     d_ff: int = 256
     dropout: float = 0.5
     user_module: bool = True  # False: SASRec
-    user_dropout: float = 0.1  # training: a user's id is replaced by "unknown" with this probability
+    user_dropout: float = 0.5  # training: a user's id is replaced by "unknown" with this probability
     mlp_dropout: bool = False  # dropout inside the MLP too (RecBole has none); Beauty: 0.0591 vs 0.0595 valid
     norm_first: bool = True  # pre-LayerNorm blocks (GPT-2); False: post-LayerNorm (the original Transformer)
 

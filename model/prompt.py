@@ -5,8 +5,10 @@ gradient); these prompt items go into the sequence with segment 1, and the model
 predict the user's real next item (the "feedback") after them, with negative log-likelihood.
 
 Placement:
-- "last": the prompt is appended after the last input item only (what the authors' code does, and
-  what stage 2 of the recall does at serving time);
+- "last": the prompt is appended after the last input item only (what stage 2 of the recall does at
+  serving time);
+- "replace": the last k real input items are replaced by what the model generates from the items
+  before them (what the authors' public code does); the targets stay the real next items;
 - "all": a prompt follows every real item (the paper's wording: between adjacent items).
 Every position's target is the next *real* item, so prompt positions learn "given what I showed
 you, what did you really do next".
@@ -27,7 +29,7 @@ from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
 @dataclass
 class PromptConfig:
     length: int = 1  # k generated items per prompt (1..5)
-    placement: str = "last"  # last | all
+    placement: str = "last"  # last | replace | all
     generation: str = "greedy"  # greedy (top-1, step by step) | topk (the top-k list at once)
     freeze: str = "none"  # none | item_emb | all_but_last
     loss: str = "ce"  # ce | sampled-softmax | bce
@@ -39,7 +41,7 @@ class PromptConfig:
         cfg = cls(**{keys[k]: v for k, v in extra.items() if k in keys})
         if not 1 <= cfg.length <= 5:
             raise ValueError(f"prompt_length must be 1..5, not {cfg.length}")
-        if cfg.placement not in ("last", "all") or cfg.generation not in ("greedy", "topk"):
+        if cfg.placement not in ("last", "replace", "all") or cfg.generation not in ("greedy", "topk"):
             raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
         return cfg
 
@@ -126,6 +128,16 @@ def expand_with_prompts(
         seg = torch.cat([torch.zeros_like(inputs), torch.ones_like(gen)], 1)
         # every position predicts the next REAL item: the prompt positions too predict targets[:, -1]
         y = torch.cat([targets, last_target.expand(-1, k)], 1)
+        gen_for_neg = gen
+    elif cfg.placement == "replace":
+        prefix = torch.cat([torch.zeros_like(inputs[:, -k:]), inputs[:, :-k]], 1)  # (B, T): all but the last k
+        gen = generate_last(model, prefix, users, k, greedy=cfg.generation == "greedy")  # (B, k)
+        # NOTE: only real items are replaced, and only by a real generation (a row whose prefix is empty
+        # generates 0): a replaced item never leaves a hole of padding inside the sequence
+        rep = (inputs[:, -k:] > 0) & (gen > 0)  # (B, k)
+        x = torch.cat([inputs[:, :-k], torch.where(rep, gen, inputs[:, -k:])], 1)
+        seg = torch.cat([torch.zeros_like(inputs[:, :-k]), rep.long()], 1)
+        y = targets
         gen_for_neg = gen
     else:
         B, T = inputs.shape

@@ -56,6 +56,12 @@ class Bundle:
     def max_len(self) -> int:
         return int(self.model.cfg.max_len)
 
+    @property
+    def default_append(self) -> str | int:
+        """What stage 2 appends unless a variant says otherwise: what the run was evaluated with offline
+        (a prompt-tuned model appends its prompt length's items), else all N."""
+        return self.metrics.get("test_two_stage", {}).get("append", "all")
+
     def item_table(self) -> np.ndarray:
         return self.model.item_embeddings().detach().numpy()
 

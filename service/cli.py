@@ -77,7 +77,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     from model.train import TrainConfig
 
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
-                       batch_size=a.batch_size)
+                       batch_size=a.batch_size, threads=a.threads)
     out, runs = Path(a.out), Path(a.runs)
     datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
     if a.which == "main":
@@ -292,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--seeds", type=lambda v: [int(i) for i in v.split(",")], default=[1, 2, 3])
     x.add_argument("--epochs", type=int, default=200)
     x.add_argument("--patience", type=int, default=5)
-    x.add_argument("--batch-size", type=int, default=32)
+    x.add_argument("--batch-size", type=int, default=None, help="default: by loss, as `recgpt train`")
     x.add_argument("--max-minutes", type=float, default=None, help="training-time cap per stage of each run")
+    x.add_argument("--threads", type=int, default=2, help="torch threads per run (1: run two sweeps side by side)")
     x.add_argument("--runs", default="runs/experiments", help="folder for the runs")
     x.add_argument("--out", default="docs/results", help="folder for the tables and plots")
     x.set_defaults(fn=_cmd_experiments)

@@ -157,7 +157,7 @@ def recall(
         m,
         search,
         exclude=[np.fromiter(excl, dtype=np.int64, count=len(excl))],
-        append=variant.append,
+        append=bundle.default_append if variant.append is None else variant.append,
     )
     metrics.latency.labels(stage="stage1", traffic=traffic).observe(marks[1] - marks[0])
     if len(marks) > 2:

@@ -11,7 +11,8 @@ File (YAML or JSON):
         share: 0.5
         split: 0.9             # two-stage: N = round(0.9 K), M = K - N
         bundle: bundles/other  # optional: another bundle (default: the service's bundle)
-        append: all            # optional: which stage-1 items stage 2 appends (all | reversed | an int)
+        append: 1              # optional: which stage-1 items stage 2 appends (all | reversed | an int);
+                               # default: what the bundle was evaluated with offline
 
 Without a file there is one variant, "default": two-stage with split 0.9.
 """
@@ -33,7 +34,7 @@ class Variant(BaseModel):
     share: float = Field(default=1.0, ge=0)
     split: float = Field(default=0.9, gt=0, le=1)
     bundle: str | None = None
-    append: str | int = "all"
+    append: str | int | None = None  # None: the bundle's own (Bundle.default_append)
 
     def n_m(self, k: int) -> tuple[int, int]:
         """The (N, M) split of K: N = round(split * K), at least 1."""

@@ -126,7 +126,7 @@ def test_parity_with_offline_two_stage_recall(serve: Callable[..., Running], bun
         hist = split.test_hist[u - 1]  # the whole history: the service, like offline, excludes all of it
         user = b.idmap.users[u]
         for n, m in ((9, 1), (10, 0), (45, 5)):
-            ref = two_stage_recall(b.model, [hist], np.array([u]), n, m, search)
+            ref = two_stage_recall(b.model, [hist], np.array([u]), n, m, search, append=b.default_append)
             want = [b.idmap.items[i] for i in ref.items[0] if i > 0]
             body = s.recall(user_id=user, n=n, m=m, history=[b.idmap.items[i] for i in hist]).json()
             assert [x["item_id"] for x in body["items"]] == want, (u, n, m)

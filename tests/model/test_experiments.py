@@ -1,0 +1,28 @@
+"""The generated main table: every row is read from a run's metrics.json; prompt-tuning starts from the
+pre-trained-only row's run."""
+
+import json
+
+from model.experiments import MAIN_ROWS, main_table
+from model.train import TrainConfig
+
+
+def test_main_table_reads_its_runs_and_prompt_tunes_the_pretrained_run(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    base = TrainConfig(epochs=1, patience=1, dropout=0.2, lr=3e-3, batch_size=64, d_model=16, d_ff=32)
+    text = main_table(["synthetic"], [1], runs, out, base, log=lambda *_: None)
+    assert (out / "main.md").read_text() == text
+    for label in MAIN_ROWS:
+        assert f"| {label} |" in text
+
+    pre = runs / "synthetic-recgpt-ce-pretrain-s1"
+    tuned = json.loads((runs / "synthetic-recgpt-ce-pretrain+prompt-s1" / "config.json").read_text())
+    assert tuned["stages"] == "prompt" and tuned["init"] == str(pre)
+
+    # the table's figures are exactly the runs' figures (4 decimals), one-stage and two-stage blocks
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    m = json.loads((runs / "synthetic-recgpt-ce-pretrain+prompt-s1" / "metrics.json").read_text())
+    assert f"| {m['test']['HR@5']:.4f} |" in rows["recgpt + prompt-tuning"]
+    assert rows["recgpt + prompt-tuning + two-stage recall"].endswith(f"| {m['test_two_stage']['NDCG@50']:.4f} |")
+    pop = json.loads((runs / "synthetic-pop-None-pretrain-s1" / "metrics.json").read_text())
+    assert rows["pop"].endswith(f"| {pop['test']['NDCG@50']:.4f} |")

@@ -1,0 +1,45 @@
+"""Prompt expansion: where the generated items go, with which segment, and what each position predicts."""
+
+import torch
+
+from model.gpt import GPTConfig, GPTRec
+from model.prompt import PromptConfig, expand_with_prompts, generate_last
+
+
+def _model() -> GPTRec:
+    torch.manual_seed(0)
+    return GPTRec(GPTConfig(n_items=30, n_users=4, d_model=16, n_heads=2, d_ff=32, dropout=0.0)).eval()
+
+
+# windows (B, L + 1), left-padded: row 0 has 5 items, row 1 has 2
+BATCH = torch.tensor([[0, 0, 0, 5, 6, 7, 8, 9], [0, 0, 0, 0, 0, 0, 11, 12]])
+USERS = torch.tensor([1, 2])
+
+
+def test_last_appends_the_prompt_and_every_prompt_position_predicts_the_last_target():
+    m = _model()
+    x, seg, y, gen = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2), max_width=100)
+    inputs, targets = BATCH[:, :-1], BATCH[:, 1:]
+    assert torch.equal(x[:, :-2], inputs) and torch.equal(x[:, -2:], gen)
+    assert seg[:, :-2].sum() == 0 and seg[:, -2:].eq(1).all()
+    assert torch.equal(y[:, :-2], targets) and torch.equal(y[:, -2:], targets[:, -1:].expand(-1, 2))
+    assert torch.equal(gen, generate_last(m, inputs, USERS, 2, greedy=True))
+    for r in range(2):  # generated items never repeat the row's own inputs
+        assert not set(gen[r].tolist()) & set(inputs[r].tolist())
+
+
+def test_replace_swaps_the_last_real_items_for_what_the_prefix_generates():
+    m = _model()
+    x, seg, y, gen = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=1, placement="replace"), 100)
+    inputs, targets = BATCH[:, :-1], BATCH[:, 1:]
+    assert torch.equal(y, targets)  # targets stay the real next items
+    assert torch.equal(x[:, :-1], inputs[:, :-1])
+    # row 0's last input (8) is replaced by what its prefix (5, 6, 7) generates; row 1 has no prefix: kept
+    assert torch.equal(seg[:, -1], torch.tensor([1, 0])) and seg[:, :-1].sum() == 0
+    want = generate_last(m, torch.tensor([[0, 0, 0, 0, 5, 6, 7]]), USERS[:1], 1, greedy=True)
+    assert x[0, -1] == want[0, 0] and torch.equal(x[1], inputs[1])
+    # k = 2: both of the last two items are replaced, by the greedy continuation of (1, 2)
+    x2, seg2, y2, _ = expand_with_prompts(m, torch.tensor([[1, 2, 3, 4, 5]]), USERS[:1],
+                                          PromptConfig(length=2, placement="replace"), 100)
+    want2 = generate_last(m, torch.tensor([[0, 0, 1, 2]]), USERS[:1], 2, greedy=True)
+    assert torch.equal(x2[0, 2:], want2[0]) and seg2.tolist() == [[0, 0, 1, 1]] and y2.tolist() == [[2, 3, 4, 5]]
