@@ -76,7 +76,9 @@ class TrainConfig:
     norm_first: bool = True  # pre-LN Transformer blocks; False: post-LN
     bucket: bool | None = None  # batches of similar length (fast); False: random batches; default by loss
     eval_batch: int = 1024
-    stages: str = "pretrain,prompt"  # recgpt only: pretrain and/or prompt (prompt-tuning)
+    # pretrain and/or prompt (prompt-tuning, GPT models only: recgpt, or sasrec = prompt-tuning without the
+    # user module); None: "pretrain,prompt" for recgpt, "pretrain" for the rest
+    stages: str | None = None
     init: str | None = None  # a pre-trained run folder to start from
     extra: dict = field(default_factory=dict)  # stage-specific options (two-stage recall, prompts)
 
@@ -183,6 +185,8 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
                      *LOSS_DEFAULTS.get(cfg.loss or "ce", {}).items()]:
         if getattr(cfg, key) is None:
             setattr(cfg, key, val)
+    if cfg.stages is None:
+        cfg.stages = "pretrain,prompt" if cfg.model == "recgpt" else "pretrain"
     _write_json(out / "config.json", asdict(cfg))
     data.idmap.save(out / "idmap.json")
     counts = np.bincount(np.concatenate(split.train), minlength=data.n_items + 1)
@@ -263,7 +267,9 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
         return {"valid": v, "select": v["NDCG@10"]}
 
     stages = []
-    names = cfg.stages.split(",") if cfg.model == "recgpt" else ["pretrain"]
+    names = cfg.stages.split(",")
+    if "prompt" in names and cfg.model not in ("recgpt", "sasrec"):
+        raise ValueError(f"prompt-tuning needs a GPT model (recgpt or sasrec), not {cfg.model!r}")
     for name in names:
         if name == "pretrain":
             stages.append(Stage("pretrain", lambda b, u: _loss(cfg, model, b, u, sampler), cfg.lr, one_stage))

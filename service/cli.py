@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="stage option, e.g. --set two_stage_n=8"
     )
-    t.add_argument("--stages", help="recgpt: pretrain,prompt (default), pretrain, or prompt (with --init)")
+    t.add_argument("--stages", help="pretrain,prompt (recgpt's default), pretrain (the others' default), or "
+                   "prompt (with --init); prompt-tuning works for recgpt and sasrec")
     t.add_argument("--init", help="a pre-trained run folder to start from (e.g. prompt-tuning only)")
     t.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     t.set_defaults(fn=_cmd_train)

@@ -26,3 +26,23 @@ def test_main_table_reads_its_runs_and_prompt_tunes_the_pretrained_run(tmp_path)
     assert rows["recgpt + prompt-tuning + two-stage recall"].endswith(f"| {m['test_two_stage']['NDCG@50']:.4f} |")
     pop = json.loads((runs / "synthetic-pop-None-pretrain-s1" / "metrics.json").read_text())
     assert rows["pop"].endswith(f"| {pop['test']['NDCG@50']:.4f} |")
+
+
+def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
+    from model.experiments import ablations
+
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    base = TrainConfig(epochs=1, patience=1, dropout=0.2, lr=3e-3, batch_size=64, d_model=16, d_ff=32)
+    main_table(["synthetic"], [1], runs, out, base, log=lambda *_: None)
+    before = {p.name for p in runs.iterdir()}
+    text = ablations("synthetic", runs, out, base, log=lambda *_: None)
+    new = {p.name for p in runs.iterdir()} - before
+    assert "synthetic-ablation-prompt-len1" not in new  # the main table's k=1 run is reused
+    assert {"synthetic-ablation-prompt-len5", "synthetic-ablation-prompt-placement-replace",
+            "synthetic-ablation-sasrec-prompt"} <= new
+    sas_prompt = json.loads((runs / "synthetic-ablation-sasrec-prompt" / "config.json").read_text())
+    assert sas_prompt["model"] == "sasrec" and sas_prompt["init"].endswith("synthetic-sasrec-ce-pretrain-s1")
+    for heading in ("Prompt length", "N/M split at K=10", "N/M split at K=50", "placement-replace",
+                    "sasrec (user module off), CE + prompt-tuning"):
+        assert heading in text
+    assert {p.name for p in out.glob("*.png")} >= {"synthetic_prompt_length.png", "synthetic_split_K10.png"}
