@@ -43,6 +43,6 @@ def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
     sas_prompt = json.loads((runs / "synthetic-ablation-sasrec-prompt" / "config.json").read_text())
     assert sas_prompt["model"] == "sasrec" and sas_prompt["init"].endswith("synthetic-sasrec-ce-pretrain-s1")
     for heading in ("Prompt length", "N/M split at K=10", "N/M split at K=50", "placement-replace",
-                    "sasrec (user module off), CE + prompt-tuning"):
+                    "sasrec (user module off), CE + prompt-tuning", "The paper's claims, answered"):
         assert heading in text
     assert {p.name for p in out.glob("*.png")} >= {"synthetic_prompt_length.png", "synthetic_split_K10.png"}
