@@ -28,7 +28,7 @@ from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
 
 @dataclass
 class PromptConfig:
-    length: int = 1  # k generated items per prompt (1..5)
+    length: int = 1  # k generated items per prompt (1..5); 0: no prompts, plain fine-tuning (the control)
     placement: str = "last"  # last | replace | all
     generation: str = "greedy"  # greedy (top-1, step by step) | topk (the top-k list at once)
     freeze: str = "none"  # none | item_emb | all_but_last
@@ -39,8 +39,8 @@ class PromptConfig:
     def from_extra(cls, extra: dict) -> PromptConfig:
         keys = {f"prompt_{k}": k for k in cls.__dataclass_fields__}
         cfg = cls(**{keys[k]: v for k, v in extra.items() if k in keys})
-        if not 1 <= cfg.length <= 5:
-            raise ValueError(f"prompt_length must be 1..5, not {cfg.length}")
+        if not 0 <= cfg.length <= 5:
+            raise ValueError(f"prompt_length must be 0..5, not {cfg.length}")
         if cfg.placement not in ("last", "replace", "all") or cfg.generation not in ("greedy", "topk"):
             raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
         return cfg
@@ -121,6 +121,8 @@ def expand_with_prompts(
     """Windows (B, L + 1) -> expanded inputs, segments, targets (B, W) and the generated items."""
     inputs, targets = batch[:, :-1], batch[:, 1:]
     k = cfg.length
+    if k == 0:  # the control: the same fine-tuning (lr, loss, selection) without any prompt item
+        return inputs, torch.zeros_like(inputs), targets, inputs[:, :0]
     if cfg.placement == "last":
         gen = generate_last(model, inputs, users, k, greedy=cfg.generation == "greedy")  # (B, k)
         last_target = targets[:, -1:]
@@ -167,7 +169,7 @@ def prompt_loss(
         loss = bce_loss(hs, ts, table, sampler.draw_excluding((len(ts), max(1, n_neg)), batch[row]))
     else:
         loss = sampled_softmax_loss(hs, ts, table, sampler.draw((max(1, n_neg) * 256,)), sampler.log_q)
-    if cfg.hard_negatives > 0:
+    if cfg.hard_negatives > 0 and gen.shape[1] > 0:
         # shown-but-not-clicked: the generated items that are not the real next item, at the last position
         h_last, t_last = h[:, -1], y[:, -1]
         s = torch.einsum("bd,bkd->bk", h_last, table[gen])

@@ -43,3 +43,8 @@ def test_replace_swaps_the_last_real_items_for_what_the_prefix_generates():
                                           PromptConfig(length=2, placement="replace"), 100)
     want2 = generate_last(m, torch.tensor([[0, 0, 1, 2]]), USERS[:1], 2, greedy=True)
     assert torch.equal(x2[0, 2:], want2[0]) and seg2.tolist() == [[0, 0, 1, 1]] and y2.tolist() == [[2, 3, 4, 5]]
+
+
+def test_length_zero_is_plain_fine_tuning():
+    x, seg, y, gen = expand_with_prompts(_model(), BATCH, USERS, PromptConfig(length=0), 100)
+    assert torch.equal(x, BATCH[:, :-1]) and torch.equal(y, BATCH[:, 1:]) and seg.sum() == 0 and gen.shape == (2, 0)
