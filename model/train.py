@@ -212,7 +212,12 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
             load_checkpoint(out / f"{stage.name}.best.safetensors", model)
         shutil.copyfile(out / f"{stage.name}.best.safetensors", out / "best.safetensors")
 
+    choice = choose_infer_user(cfg, model, split, log)
+    if choice:
+        _write_json(out / "model.json", model_spec(model))
     result = final_metrics(cfg, model, split)
+    if choice:
+        result["infer_user"] = choice
     result.update(
         model=cfg.model, data=cfg.data, loss=cfg.loss, seed=cfg.seed, stages=cfg.stages if history else "",
         epochs=len(history), wall_s=round(time.time() - t0 + wall_before, 1),
@@ -234,6 +239,31 @@ def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | 
     splits = {int(k): tuple(v) for k, v in cfg.extra.get("two_stage_splits", DEFAULT_SPLITS).items()}
     default_append = cfg.extra.get("prompt_length", 1) if "prompt" in cfg.stages.split(",") else "all"
     return splits, cfg.extra.get("two_stage_append", default_append)
+
+
+def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:
+    """For a model with a user module: serve each user's own vector or the unknown-user vector, whichever
+    scores better on validation (two-stage NDCG@10 after prompt-tuning, else one-stage); `--set
+    infer_user=own|unknown` forces it. Returns both validation figures and the choice ({} without a module)."""
+    if getattr(model, "user_emb", None) is None:
+        return {}
+    want = cfg.extra.get("infer_user", "auto")
+    if want not in ("auto", "own", "unknown"):
+        raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
+    splits, append = recall_options(cfg)
+    scores = {}
+    for how in ("own", "unknown"):
+        model.cfg.infer_user = how
+        if "prompt" in cfg.stages.split(","):
+            v = evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: splits.get(10, (9, 1))},
+                                append=append, batch_size=cfg.eval_batch)
+        else:
+            v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
+        scores[how] = v["NDCG@10"]
+    model.cfg.infer_user = max(scores, key=scores.get) if want == "auto" else want
+    log(f"inference user vector: {model.cfg.infer_user} (valid NDCG@10 own {scores['own']:.4f}, "
+        f"unknown {scores['unknown']:.4f})")
+    return {"chosen": model.cfg.infer_user, "valid_NDCG@10": scores, "how": want}
 
 
 def final_metrics(cfg: TrainConfig, model, split: Split) -> dict:

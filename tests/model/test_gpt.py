@@ -46,3 +46,18 @@ def test_user_module_and_unknown_user():
     assert not torch.allclose(a, b) and not torch.allclose(a, unk)
     sasrec = GPTRec(GPTConfig(n_items=40, n_users=6, user_module=False)).eval()
     assert torch.allclose(sasrec.encode(items, torch.tensor([1])), sasrec.encode(items, torch.tensor([2])))
+
+
+def test_infer_user_unknown_serves_everyone_the_unknown_vector_at_inference_only():
+    model = _models()[0]
+    items = torch.tensor([[1, 2, 3, 4], [0, 5, 6, 7]])
+    users = torch.tensor([1, 2])
+    own = model.encode(items, users)
+    model.cfg.infer_user = "unknown"
+    assert torch.allclose(model.encode(items, users), model.encode(items, torch.zeros(2, dtype=torch.long)))
+    assert not torch.allclose(model.encode(items, users), own)
+    model.train()  # training still uses each user's own vector (dropout off in this config)
+    model.cfg.user_dropout = 0.0
+    assert not torch.allclose(model(items, users)[:, -1], model(items, torch.zeros(2, dtype=torch.long))[:, -1])
+    model.eval()
+    model.cfg.infer_user = "own"

@@ -75,6 +75,10 @@ def test_prompt_tuning_after_pretraining(tmp_path):
     two = result["test_two_stage"]
     assert two["append"] == 2 and two["splits"]["10"] == [9, 1]
     assert two["HR@10"] > 0.2 and result["test"]["HR@10"] > 0.2
+    # the inference user vector is chosen on validation and saved with the model, so the service uses it too
+    choice = result["infer_user"]
+    assert choice["chosen"] == max(choice["valid_NDCG@10"], key=choice["valid_NDCG@10"].get)
+    assert json.loads((tmp_path / "model.json").read_text())["config"]["infer_user"] == choice["chosen"]
 
 
 def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
