@@ -337,7 +337,8 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
     start_epoch, best, bad, wall_before, history = 1, -1.0, 0, 0.0, []
     if resume and (out / f"{stage.name}.done").exists():
         log(f"stage {stage.name} already finished")
-        return [r for r in old if r["stage"] == stage.name], 0.0
+        rows = [r for r in old if r["stage"] == stage.name]
+        return rows, float(rows[-1]["wall_s"]) if rows else 0.0  # its training time counts in the run's wall_s
     if resume and last_path.exists():
         meta = load_checkpoint(last_path, model, opt, restore_rng=True)
         start_epoch, best, bad, wall_before = meta["epoch"] + 1, meta["best"], meta["bad"], meta["wall_s"]
