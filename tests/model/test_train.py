@@ -28,6 +28,10 @@ def test_every_model_learns_the_synthetic_order(model, loss, pop_hr10, tmp_path)
         cfg.n_neg, cfg.epochs, cfg.patience = 8, 10, 10  # one BCE negative learns too slowly for a test
     if model == "gru4rec":
         cfg.epochs, cfg.patience = 15, 15  # a GRU takes a few epochs to leave the popularity plateau
+    if model == "bert4rec":
+        # NOTE: with the default 40% masked (best measured on Beauty) BERT4Rec stayed at popularity level on
+        # this synthetic set for 10 epochs (valid HR@10 ~0.05); with 20% it reached 0.43. Not understood yet.
+        cfg.extra, cfg.epochs, cfg.patience = {"bert_mask_prob": 0.2}, 12, 12
     result = run(cfg, log=lambda *_: None)
     assert result["test"]["HR@10"] > 3 * pop_hr10, (result["test"]["HR@10"], pop_hr10)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
