@@ -89,15 +89,16 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
             w, ep, caps, threads = [], [], set(), set()
             for seed in seeds:
                 key = (ds, model, loss, stages, seed)
+                path = _run_dir(runs, ds, model, loss, stages, seed)
                 if key not in cache:
-                    cache[key] = _train(base, _run_dir(runs, ds, model, loss, stages, seed), log, data=ds, model=model,
-                                        loss=loss, seed=seed, **_stage_changes(runs, ds, loss, stages, seed))
+                    cache[key] = _train(base, path, log, data=ds, model=model, loss=loss, seed=seed,
+                                        **_stage_changes(runs, ds, loss, stages, seed))
                 m = cache[key]
                 for c in COLS:
                     vals[c].append(m[block][c])
                 w.append(str(m["wall_s"]))
                 ep.append(f"{m['epochs']} ({', '.join(str(e) for e in m.get('best_epoch', {}).values()) or '-'})")
-                run_cfg = json.loads((_run_dir(runs, ds, model, loss, stages, seed) / "config.json").read_text())
+                run_cfg = json.loads((path / "config.json").read_text())
                 caps.add(run_cfg.get("max_minutes"))
                 threads.add(run_cfg.get("threads"))
             md.append(f"| {label} | " + " | ".join(_fmt(vals[c]) for c in COLS) + " |")

@@ -241,6 +241,14 @@ def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | 
     return splits, cfg.extra.get("two_stage_append", default_append)
 
 
+def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:
+    """Validation metrics of the two-stage recall at K=10, with the run's split and append option: what
+    prompt-tuning (and the inference user vector after it) is selected on."""
+    splits, append = recall_options(cfg)
+    return evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: splits.get(10, (9, 1))},
+                           append=append, batch_size=cfg.eval_batch)
+
+
 def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:
     """For a model with a user module: serve each user's own vector or the unknown-user vector, whichever
     scores better on validation (two-stage NDCG@10 after prompt-tuning, else one-stage); `--set
@@ -250,13 +258,11 @@ def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:
     want = cfg.extra.get("infer_user", "auto")
     if want not in ("auto", "own", "unknown"):
         raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
-    splits, append = recall_options(cfg)
     scores = {}
     for how in ("own", "unknown"):
         model.cfg.infer_user = how
         if "prompt" in cfg.stages.split(","):
-            v = evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: splits.get(10, (9, 1))},
-                                append=append, batch_size=cfg.eval_batch)
+            v = valid_two_stage(cfg, model, split)
         else:
             v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
         scores[how] = v["NDCG@10"]
@@ -306,14 +312,11 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
         elif name == "prompt":
             pcfg = PromptConfig.from_extra(cfg.extra)
             freeze(model, pcfg.freeze)
-            splits, append = recall_options(cfg)
-            n10, m10 = splits.get(10, (9, 1))
 
-            def two_stage(n10: int = n10, m10: int = m10, append: str | int = append) -> dict:
+            def two_stage() -> dict:
                 # NOTE: prompt-tuning is selected on the recall it is for: two-stage NDCG@10 on validation
                 v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
-                v2 = evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: (n10, m10)},
-                                     append=append, batch_size=cfg.eval_batch)
+                v2 = valid_two_stage(cfg, model, split)
                 return {"valid": v, "valid_two_stage": v2, "select": v2["NDCG@10"]}
 
             stages.append(Stage("prompt", lambda b, u, pcfg=pcfg: prompt_loss(model, b, u, pcfg, sampler, cfg.n_neg),
