@@ -34,6 +34,7 @@ class PromptConfig:
     freeze: str = "none"  # none | item_emb | all_but_last
     loss: str = "ce"  # ce | sampled-softmax | bce
     hard_negatives: float = 0.0  # weight of a BCE term pushing down generated items that were not clicked
+    regenerate: str = "step"  # step: by the current model at every step | epoch: once an epoch, by the model then
 
     @classmethod
     def from_extra(cls, extra: dict) -> PromptConfig:
@@ -43,6 +44,8 @@ class PromptConfig:
             raise ValueError(f"prompt_length must be 0..5, not {cfg.length}")
         if cfg.placement not in ("last", "replace", "all") or cfg.generation not in ("greedy", "topk"):
             raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
+        if cfg.regenerate not in ("step", "epoch"):
+            raise ValueError(f"prompt_regenerate must be step or epoch, not {cfg.regenerate!r}")
         return cfg
 
 
@@ -115,25 +118,60 @@ def _left_pack(items: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
     return tuple(x.gather(1, order) for x in (items, *others))
 
 
+def generate_prompts(model: GPTRec, inputs: Tensor, users: Tensor, cfg: PromptConfig) -> Tensor:
+    """The prompt items of windows' inputs (B, T): (B, k) for "last" and "replace", (B, T, k) for "all"."""
+    k = cfg.length
+    if cfg.placement == "last":
+        return generate_last(model, inputs, users, k, greedy=cfg.generation == "greedy")
+    if cfg.placement == "replace":
+        prefix = torch.cat([torch.zeros_like(inputs[:, -k:]), inputs[:, :-k]], 1)  # (B, T): all but the last k
+        return generate_last(model, prefix, users, k, greedy=cfg.generation == "greedy")
+    return generate_everywhere(model, inputs, users, k)
+
+
+class PromptCache:
+    """Prompts generated once an epoch (`regenerate="epoch"`) for every training window, looked up by user
+    (each user has one window). Rows are generated from full-width windows: a batch cut to its longest
+    row gives the same items (positions count from the first real item, padding is masked)."""
+
+    def __init__(self, cfg: PromptConfig) -> None:
+        self.cfg = cfg
+        self.row_of: Tensor | None = None  # (n_users + 1,) user -> row of `gen`
+        self.gen: Tensor | None = None  # (U', k) or (U', T, k)
+
+    def refresh(self, model: GPTRec, windows: Tensor, users: Tensor, batch_size: int = 1024) -> None:
+        inputs = windows[:, :-1]
+        self.gen = torch.cat([generate_prompts(model, inputs[s:s + batch_size], users[s:s + batch_size], self.cfg)
+                              for s in range(0, len(inputs), batch_size)])
+        self.row_of = torch.full((int(users.max()) + 1,), -1, dtype=torch.long)
+        self.row_of[users] = torch.arange(len(users))
+
+    def lookup(self, users: Tensor, width: int) -> Tensor:
+        """The cached prompts of a batch whose inputs are `width` wide."""
+        assert self.gen is not None and self.row_of is not None, "PromptCache.refresh first"
+        gen = self.gen[self.row_of[users]]
+        return gen[:, -width:] if self.cfg.placement == "all" else gen
+
+
 def expand_with_prompts(
-    model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, max_width: int
+    model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, max_width: int, gen: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Windows (B, L + 1) -> expanded inputs, segments, targets (B, W) and the generated items."""
+    """Windows (B, L + 1) -> expanded inputs, segments, targets (B, W) and the generated items.
+    gen: prompts generated beforehand (PromptCache); None: the current model generates them now."""
     inputs, targets = batch[:, :-1], batch[:, 1:]
     k = cfg.length
     if k == 0:  # the control: the same fine-tuning (lr, loss, selection) without any prompt item
         return inputs, torch.zeros_like(inputs), targets, inputs[:, :0]
-    if cfg.placement == "last":
-        gen = generate_last(model, inputs, users, k, greedy=cfg.generation == "greedy")  # (B, k)
+    if gen is None:
+        gen = generate_prompts(model, inputs, users, cfg)
+    if cfg.placement == "last":  # gen: (B, k)
         last_target = targets[:, -1:]
         x = torch.cat([inputs, gen], 1)
         seg = torch.cat([torch.zeros_like(inputs), torch.ones_like(gen)], 1)
         # every position predicts the next REAL item: the prompt positions too predict targets[:, -1]
         y = torch.cat([targets, last_target.expand(-1, k)], 1)
         gen_for_neg = gen
-    elif cfg.placement == "replace":
-        prefix = torch.cat([torch.zeros_like(inputs[:, -k:]), inputs[:, :-k]], 1)  # (B, T): all but the last k
-        gen = generate_last(model, prefix, users, k, greedy=cfg.generation == "greedy")  # (B, k)
+    elif cfg.placement == "replace":  # gen: (B, k), generated from all but the last k inputs
         # NOTE: only real items are replaced, and only by a real generation (a row whose prefix is empty
         # generates 0): a replaced item never leaves a hole of padding inside the sequence
         rep = (inputs[:, -k:] > 0) & (gen > 0)  # (B, k)
@@ -141,9 +179,8 @@ def expand_with_prompts(
         seg = torch.cat([torch.zeros_like(inputs[:, :-k]), rep.long()], 1)
         y = targets
         gen_for_neg = gen
-    else:
+    else:  # gen: (B, T, k)
         B, T = inputs.shape
-        gen = generate_everywhere(model, inputs, users, k)  # (B, T, k)
         x = torch.cat([inputs[..., None], gen], 2).reshape(B, T * (k + 1))
         seg = torch.cat([torch.zeros_like(inputs)[..., None], torch.ones_like(gen)], 2).reshape(B, -1)
         y = targets[..., None].expand(-1, -1, k + 1).reshape(B, -1)
@@ -155,9 +192,11 @@ def expand_with_prompts(
 
 
 def prompt_loss(
-    model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, sampler: NegativeSampler, n_neg: int
+    model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, sampler: NegativeSampler, n_neg: int,
+    cache: PromptCache | None = None,
 ) -> Tensor:
-    x, seg, y, gen = expand_with_prompts(model, batch, users, cfg, model.cfg.max_len + model.cfg.max_extend)
+    pre = cache.lookup(users, batch.shape[1] - 1) if cache is not None and cfg.length > 0 else None
+    x, seg, y, gen = expand_with_prompts(model, batch, users, cfg, model.cfg.max_len + model.cfg.max_extend, pre)
     h = model(x, users, seg)  # (B, W, d)
     sel = y > 0
     hs, ts = h[sel], y[sel]

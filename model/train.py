@@ -29,7 +29,7 @@ from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
 from .plots import plot_curves
-from .prompt import PromptConfig, freeze, prompt_loss
+from .prompt import PromptCache, PromptConfig, freeze, prompt_loss
 from .recall import DEFAULT_SPLITS, evaluate_recall
 
 MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "comirec", "recgpt")
@@ -293,6 +293,8 @@ class Stage:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (windows (B, L+1), users (B,)) -> loss
     lr: float
     validate: Callable[[], dict]  # -> {"valid": {...}, optional extra blocks, "select": float}
+    # called before each epoch with all training windows (U', L + 1) and their users (U',)
+    on_epoch_start: Callable[[torch.Tensor, torch.Tensor], None] | None = None
 
 
 def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
@@ -319,8 +321,12 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
                 v2 = valid_two_stage(cfg, model, split)
                 return {"valid": v, "valid_two_stage": v2, "select": v2["NDCG@10"]}
 
-            stages.append(Stage("prompt", lambda b, u, pcfg=pcfg: prompt_loss(model, b, u, pcfg, sampler, cfg.n_neg),
-                                float(cfg.extra.get("prompt_lr", 5e-4)), two_stage))
+            # regenerate="epoch": the prompts of the whole epoch come from the model as it was at its start
+            cache = PromptCache(pcfg) if pcfg.regenerate == "epoch" and pcfg.length > 0 else None
+            refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
+            stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
+                model, b, u, pcfg, sampler, cfg.n_neg, cache), float(cfg.extra.get("prompt_lr", 5e-4)), two_stage,
+                refresh))
         else:
             raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
     return stages
@@ -354,6 +360,8 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
     for epoch in bar:
         if bad >= cfg.patience:
             break
+        if stage.on_epoch_start is not None:
+            stage.on_epoch_start(windows, users)
         model.train()
         total, n = 0.0, 0
         rng = np.random.default_rng([cfg.seed, epoch])

@@ -81,7 +81,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     out, runs = Path(a.out), Path(a.runs)
     datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
     if a.which == "main":
-        print(main_table(datasets, a.seeds, runs, out, base))
+        print(main_table(datasets, a.seeds, runs, out, base, train=not a.report_only))
     elif a.which == "splits":
         named = dict(r.split("=", 1) for r in a.models or [])
         if not named:
@@ -296,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--batch-size", type=int, default=None, help="default: by loss, as `recgpt train`")
     x.add_argument("--max-minutes", type=float, default=None, help="training-time cap per stage of each run")
     x.add_argument("--threads", type=int, default=2, help="torch threads per run (1: run two sweeps side by side)")
-    x.add_argument("--runs", default="runs/experiments", help="folder for the runs")
+    x.add_argument("--runs", default="docs/results/runs",
+                   help="folder for the runs (their metrics and configs are committed, their weights are not)")
+    x.add_argument("--report-only", action="store_true",
+                   help="main: tabulate the runs already in --runs, train nothing")
     x.add_argument("--out", default="docs/results", help="folder for the tables and plots")
     x.set_defaults(fn=_cmd_experiments)
 

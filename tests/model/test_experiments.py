@@ -27,6 +27,17 @@ def test_main_table_reads_its_runs_and_prompt_tunes_the_pretrained_run(tmp_path)
     pop = json.loads((runs / "synthetic-pop-None-pretrain-s1" / "metrics.json").read_text())
     assert rows["pop"].endswith(f"| {pop['test']['NDCG@50']:.4f} |")
 
+    # prompt-tuning's control: the same fine-tuning of the same run, without prompt items
+    control = json.loads((runs / "synthetic-recgpt-ce-pretrain+prompt0-s1" / "config.json").read_text())
+    assert control["init"] == str(pre) and control["extra"]["prompt_length"] == 0
+    assert "Against the equal-budget control" in text and "Full RecGPT vs our SASRec" in text
+
+    # --report-only tabulates what is there: seed 2 was never trained, so the table is seed 1's, flagged n=1
+    names = {p.name for p in runs.iterdir()}
+    again = main_table(["synthetic"], [1, 2], runs, out, base, log=lambda *_: None, train=False)
+    assert {p.name for p in runs.iterdir()} == names
+    assert f"| {m['test']['HR@5']:.4f} (n=1) |" in again
+
 
 def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
     from model.experiments import ablations

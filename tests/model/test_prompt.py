@@ -1,5 +1,6 @@
 """Prompt expansion: where the generated items go, with which segment, and what each position predicts."""
 
+import pytest
 import torch
 
 from model.gpt import GPTConfig, GPTRec
@@ -48,3 +49,38 @@ def test_replace_swaps_the_last_real_items_for_what_the_prefix_generates():
 def test_length_zero_is_plain_fine_tuning():
     x, seg, y, gen = expand_with_prompts(_model(), BATCH, USERS, PromptConfig(length=0), 100)
     assert torch.equal(x, BATCH[:, :-1]) and torch.equal(y, BATCH[:, 1:]) and seg.sum() == 0 and gen.shape == (2, 0)
+
+
+def test_prompts_generated_once_an_epoch_equal_those_generated_at_the_step():
+    from model.prompt import PromptCache
+
+    m = _model()
+    # the batch is cut to its longest row (as training does); the cache was filled from full-width windows
+    windows = torch.cat([torch.zeros(2, 6, dtype=torch.long), BATCH], 1)  # (2, 14)
+    cut = windows[:, -6:]  # row 0's 5 items (+ target) fit in 6 columns
+    for placement, k in [("last", 2), ("replace", 1), ("all", 2)]:
+        cfg = PromptConfig(length=k, placement=placement, regenerate="epoch")
+        cache = PromptCache(cfg)
+        cache.refresh(m, windows, USERS, batch_size=1)  # one window a generation batch
+        now = expand_with_prompts(m, cut, USERS, cfg, 100)
+        cached = expand_with_prompts(m, cut, USERS, cfg, 100, gen=cache.lookup(USERS, cut.shape[1] - 1))
+        for a, b in zip(now, cached, strict=True):
+            assert torch.equal(a, b), placement
+        # looked up by user, in any order
+        assert torch.equal(cache.lookup(USERS.flip(0), 5), cache.lookup(USERS, 5).flip(0))
+
+
+def test_regenerate_epoch_generates_once_an_epoch_not_at_every_step(monkeypatch, tmp_path):
+    import model.prompt as prompt
+    from model.train import TrainConfig, run
+
+    calls = []
+    real = prompt.generate_prompts
+    monkeypatch.setattr(prompt, "generate_prompts", lambda m, x, u, c: calls.append(len(x)) or real(m, x, u, c))
+    cfg = TrainConfig(model="recgpt", loss="ce", out=str(tmp_path), stages="pretrain,prompt", epochs=2,
+                      patience=5, d_model=16, d_ff=32, batch_size=256, eval_batch=4096,
+                      extra={"prompt_regenerate": "epoch"})
+    run(cfg, log=lambda *_: None)
+    assert calls == [2000, 2000]  # the synthetic set's 2000 training windows, once in each prompt epoch
+    with pytest.raises(ValueError, match="prompt_regenerate"):
+        PromptConfig.from_extra({"prompt_regenerate": "never"})
