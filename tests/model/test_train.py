@@ -83,6 +83,8 @@ def test_prompt_tuning_after_pretraining(tmp_path):
     choice = result["infer_user"]
     assert choice["chosen"] == max(choice["valid_NDCG@10"], key=choice["valid_NDCG@10"].get)
     assert json.loads((tmp_path / "model.json").read_text())["config"]["infer_user"] == choice["chosen"]
+    # the test figure of either vector is recorded (not used to choose): the chosen one is the test block's
+    assert choice["test_NDCG@10_not_for_selection"][choice["chosen"]] == pytest.approx(result["test"]["NDCG@10"])
 
 
 def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
