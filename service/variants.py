@@ -10,6 +10,7 @@ File (YAML or JSON):
       - name: treatment
         share: 0.5
         split: 0.9             # two-stage: N = round(0.9 K), M = K - N
+        splits: {10: 8, 50: 40}  # optional: N for these K exactly (M = K - N); other K use `split`
         bundle: bundles/other  # optional: another bundle (default: the service's bundle)
         append: 1              # optional: which stage-1 items stage 2 appends (all | reversed | an int);
                                # default: what the bundle was evaluated with offline
@@ -33,12 +34,21 @@ class Variant(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     share: float = Field(default=1.0, ge=0)
     split: float = Field(default=0.9, gt=0, le=1)
+    splits: dict[int, int] = Field(default_factory=dict)  # K -> N, overriding `split` for that K
     bundle: str | None = None
     append: str | int | None = None  # None: the bundle's own (Bundle.default_append)
 
+    @field_validator("splits")
+    @classmethod
+    def _check_splits(cls, v: dict[int, int]) -> dict[int, int]:
+        bad = {k: n for k, n in v.items() if not 1 <= n <= k}
+        if bad:
+            raise ValueError(f"splits: N must be 1..K for each K, not {bad}")
+        return v
+
     def n_m(self, k: int) -> tuple[int, int]:
-        """The (N, M) split of K: N = round(split * K), at least 1."""
-        n = min(k, max(1, round(self.split * k)))
+        """The (N, M) split of K: N from `splits` for that K, else round(split * K), at least 1."""
+        n = self.splits[k] if k in self.splits else min(k, max(1, round(self.split * k)))
         return n, k - n
 
 

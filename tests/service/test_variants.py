@@ -26,6 +26,9 @@ def test_assignment_is_sticky_and_follows_shares() -> None:
         sum(cfg.assign(f"u{i}").name != other.assign(f"u{i}").name for i in range(1000)) > 100
     )  # salt reshuffles
     assert DEFAULT.variants[0].n_m(50) == (45, 5) and DEFAULT.variants[0].n_m(1) == (1, 0)
+    # a split per K (as offline evaluation has), the fraction for the other K
+    per_k = VariantsConfig.model_validate({"variants": [{"name": "a", "split": 0.9, "splits": {"10": 8, "50": 40}}]})
+    assert [per_k.variants[0].n_m(k) for k in (10, 20, 50)] == [(8, 2), (18, 2), (40, 10)]
 
 
 def test_bad_variant_files(tmp_path: Path) -> None:
@@ -34,6 +37,8 @@ def test_bad_variant_files(tmp_path: Path) -> None:
         {"variants": [{"name": "a"}, {"name": "a"}]},
         {"variants": [{"name": "a", "share": 0}]},
         {"variants": [{"name": "a", "splt": 1}]},
+        {"variants": [{"name": "a", "splits": {10: 11}}]},
+        {"variants": [{"name": "a", "splits": {10: 0}}]},
     ):
         p = tmp_path / "v.yaml"
         p.write_text(yaml.safe_dump(bad))
