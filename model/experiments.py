@@ -80,7 +80,7 @@ def _fmt(values: list[float], n_seeds: int) -> str:
     return text if len(values) == n_seeds else f"{text} (n={len(values)})"
 
 
-def _targets(ds: str, means: dict[str, dict[str, float]]) -> list[str]:
+def _targets(ds: str, means: dict[str, dict[str, float]], capped: bool) -> list[str]:
     """Issue targets, answered from this data set's rows (test, mean over the seeds)."""
     sas = {k: means[k] for k in ("sasrec (bce)", "sasrec (ce)") if k in means}
     if FULL_ROW not in means or not sas:
@@ -94,6 +94,10 @@ def _targets(ds: str, means: dict[str, dict[str, float]]) -> list[str]:
         c = means[CONTROL_ROW]
         lines.append(f"Against the equal-budget control (the same fine-tuning without prompt items): NDCG@10 "
                      f"{full['NDCG@10']:.4f} vs {c['NDCG@10']:.4f} ({_pct(full['NDCG@10'], c['NDCG@10'])}).")
+    if capped:
+        lines.append("NOTE: these runs are capped by training time: the RecGPT rows after pre-training had a second "
+                     "capped stage, SASRec one. The control row, not SASRec, is the equal-budget comparison for "
+                     "prompt-tuning; RecGPT against SASRec at convergence needs uncapped runs.")
     return lines
 
 
@@ -110,6 +114,7 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
     for ds in datasets:
         md += [f"\n## {NAMES.get(ds, ds)}\n", "| model | " + " | ".join(COLS) + " |", "|---" * (len(COLS) + 1) + "|"]
         means: dict[str, dict[str, float]] = {}
+        any_cap = False
         for label, (model, loss, stages, block) in MAIN_ROWS.items():
             vals: dict[str, list[float]] = {c: [] for c in COLS}
             w, ep, caps, threads = [], [], set(), set()
@@ -128,6 +133,7 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
                 ep.append(f"{m['epochs']} ({', '.join(str(e) for e in m.get('best_epoch', {}).values()) or '-'})")
                 run_cfg = json.loads((path / "config.json").read_text())
                 caps.add(run_cfg.get("max_minutes"))
+                any_cap = any_cap or bool(run_cfg.get("max_minutes"))
                 threads.add(run_cfg.get("threads"))
             if not vals["NDCG@10"]:
                 continue
@@ -136,7 +142,7 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
             walls.append(f"| {ds} | {label} | {', '.join(w)} | {', '.join(ep)} | "
                          f"{', '.join(str(c or 'none') for c in sorted(caps, key=str))} | "
                          f"{', '.join(map(str, sorted(threads)))} |")
-        md += _targets(ds, means)
+        md += _targets(ds, means, any_cap)
     text = ("\n".join(md) + "\n\n## Wall time (2-core CPU), epochs and training cap\n\n"
             "The prompt-tuning rows (and their control) fine-tune the pre-trained-only row's run: their wall time "
             "and epochs are the prompt stage's alone. A capped run stopped at its cap (best epoch kept), not at "
