@@ -101,6 +101,26 @@ def _targets(ds: str, means: dict[str, dict[str, float]], capped: bool) -> list[
     return lines
 
 
+def _user_vector_table(rows: dict[str, list[dict]]) -> list[str]:
+    """NDCG@10 with each user's own vector and with the shared unknown-user vector (mean over the seeds);
+    validation chose, test is recorded for the record (a run made before it was recorded shows -)."""
+    if not rows:
+        return []
+    md = ["\nInference user vector of the RecGPT runs (NDCG@10; validation, two-stage after fine-tuning, "
+          "chooses; test is for the record):\n",
+          "| run | seeds | valid own | valid unknown | test own | test unknown | chosen |",
+          "|---|---|---|---|---|---|---|"]
+    for label, recs in rows.items():
+        cell = []
+        for block, how in [("valid_NDCG@10", "own"), ("valid_NDCG@10", "unknown"),
+                           ("test_NDCG@10_not_for_selection", "own"), ("test_NDCG@10_not_for_selection", "unknown")]:
+            v = [r[block][how] for r in recs if block in r]
+            cell.append(_fmt(v, len(recs)))
+        chosen = ", ".join(sorted({r["chosen"] for r in recs}))
+        md.append(f"| the run of '{label}' | {len(recs)} | " + " | ".join(cell) + f" | {chosen} |")
+    return md
+
+
 def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, base: TrainConfig,
                log: Callable[[str], None] = print, train: bool = True) -> str:
     """Train (or reuse) every cell and write main.md; train=False tabulates the cells already there."""
@@ -115,6 +135,7 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
         md += [f"\n## {NAMES.get(ds, ds)}\n", "| model | " + " | ".join(COLS) + " |", "|---" * (len(COLS) + 1) + "|"]
         means: dict[str, dict[str, float]] = {}
         any_cap = False
+        user_rows: dict[str, list[dict]] = {}  # recgpt rows: the inference user vector's figures, a seed each
         for label, (model, loss, stages, block) in MAIN_ROWS.items():
             vals: dict[str, list[float]] = {c: [] for c in COLS}
             w, ep, caps, threads = [], [], set(), set()
@@ -129,6 +150,8 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
                 m = cache[key]
                 for c in COLS:
                     vals[c].append(m[block][c])
+                if "infer_user" in m and label != FULL_ROW:  # (the full row is the prompt row's run)
+                    user_rows.setdefault(label, []).append(m["infer_user"])
                 w.append(str(m["wall_s"]))
                 ep.append(f"{m['epochs']} ({', '.join(str(e) for e in m.get('best_epoch', {}).values()) or '-'})")
                 run_cfg = json.loads((path / "config.json").read_text())
@@ -142,7 +165,7 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
             walls.append(f"| {ds} | {label} | {', '.join(w)} | {', '.join(ep)} | "
                          f"{', '.join(str(c or 'none') for c in sorted(caps, key=str))} | "
                          f"{', '.join(map(str, sorted(threads)))} |")
-        md += _targets(ds, means, any_cap)
+        md += _targets(ds, means, any_cap) + _user_vector_table(user_rows)
     text = ("\n".join(md) + "\n\n## Wall time (2-core CPU), epochs and training cap\n\n"
             "The prompt-tuning rows (and their control) fine-tune the pre-trained-only row's run: their wall time "
             "and epochs are the prompt stage's alone. A capped run stopped at its cap (best epoch kept), not at "

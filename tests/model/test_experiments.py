@@ -31,6 +31,10 @@ def test_main_table_reads_its_runs_and_prompt_tunes_the_pretrained_run(tmp_path)
     control = json.loads((runs / "synthetic-recgpt-ce-pretrain+prompt0-s1" / "config.json").read_text())
     assert control["init"] == str(pre) and control["extra"]["prompt_length"] == 0
     assert "Against the equal-budget control" in text and "Full RecGPT vs our SASRec" in text
+    # the inference user vector, chosen on validation; test figures of both kept for the record
+    user = m["infer_user"]
+    line = next(x for x in text.splitlines() if x.startswith("| the run of 'recgpt + prompt-tuning' |"))
+    assert line.endswith(f"| {user['test_NDCG@10_not_for_selection']['unknown']:.4f} | {user['chosen']} |")
 
     # --report-only tabulates what is there: seed 2 was never trained, so the table is seed 1's, flagged n=1
     names = {p.name for p in runs.iterdir()}
