@@ -195,7 +195,7 @@ def prompt_loss(
     model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, sampler: NegativeSampler, n_neg: int,
     cache: PromptCache | None = None,
 ) -> Tensor:
-    pre = cache.lookup(users, batch.shape[1] - 1) if cache is not None and cfg.length > 0 else None
+    pre = cache.lookup(users, batch.shape[1] - 1) if cache is not None else None
     x, seg, y, gen = expand_with_prompts(model, batch, users, cfg, model.cfg.max_len + model.cfg.max_extend, pre)
     h = model(x, users, seg)  # (B, W, d)
     sel = y > 0
