@@ -60,4 +60,13 @@ def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
     for heading in ("Prompt length", "N/M split at K=10", "N/M split at K=50", "placement-replace",
                     "sasrec (user module off), CE + prompt-tuning", "The paper's claims, answered"):
         assert heading in text
-    assert {p.name for p in out.glob("*.png")} >= {"synthetic_prompt_length.png", "synthetic_split_K10.png"}
+    assert {p.name for p in out.glob("*.png")} >= {"synthetic_prompt_length.png", "synthetic_split_K10.png",
+                                                   "synthetic_interaction_K10.png"}
+    # prompt length x split: the k=1 run appending 1 item is the split table's "prompt-tuned (k=1), append 1" row
+    lines = text.splitlines()
+    split_row = next(x for x in lines if x.startswith("| prompt-tuned (k=1) | 1 | "))
+    k1_row = next(x for x in lines[lines.index("### K=10 (test NDCG@10; N=K is one-stage recall)"):]
+                  if x.startswith("| prompt-tuned (k=1) | 1 | "))
+    assert k1_row.rsplit(" | ", 1)[0] == split_row.rstrip(" |")
+    k5_row = next(x for x in lines if x.startswith("| prompt-tuned (k=5) | 5 | "))
+    assert len(k5_row.split(" | ")) == 2 + 6 + 1  # name, k, six N values, best N
