@@ -70,3 +70,23 @@ def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
     assert k1_row.rsplit(" | ", 1)[0] == split_row.rstrip(" |")
     k5_row = next(x for x in lines if x.startswith("| prompt-tuned (k=5) | 5 | "))
     assert len(k5_row.split(" | ")) == 2 + 6 + 1  # name, k, six N values, best N
+
+
+def test_splits_report_adds_the_interaction_table_for_two_prompt_tuned_runs(tmp_path):
+    from dataclasses import replace
+
+    from model.experiments import splits_report
+    from model.train import run
+
+    base = TrainConfig(epochs=1, patience=1, dropout=0.2, lr=3e-3, batch_size=64, d_model=16, d_ff=32)
+    pre = tmp_path / "pre"
+    run(replace(base, model="recgpt", stages="pretrain", out=str(pre)), log=lambda *_: None)
+    for k in (1, 2):
+        run(replace(base, model="recgpt", stages="prompt", init=str(pre), out=str(tmp_path / f"k{k}"),
+                    extra={"prompt_length": k}), log=lambda *_: None)
+    named = {"pre": str(pre), "k1": str(tmp_path / "k1"), "k2": str(tmp_path / "k2")}
+    text = splits_report("synthetic", named, tmp_path / "out")
+    assert "Prompt length x N/M split" in text
+    rows = [x for x in text.splitlines() if x.count(" | ") == 8 and not x.startswith("| model")]  # name, k, 6 N, best
+    assert {x.split(" | ")[0] for x in rows} == {"| k1", "| k2"}  # the pre-trained run has no prompt length
+    assert (tmp_path / "out" / "synthetic_interaction_K50.png").exists()
