@@ -81,10 +81,20 @@ def test_prompt_tuning_after_pretraining(tmp_path):
     assert two["HR@10"] > 0.2 and result["test"]["HR@10"] > 0.2
     # the inference user vector is chosen on validation and saved with the model, so the service uses it too
     choice = result["infer_user"]
-    assert choice["chosen"] == max(choice["valid_NDCG@10"], key=choice["valid_NDCG@10"].get)
+    valid = choice["valid_NDCG@10"]
+    assert choice["chosen"] == ("own" if valid["own"] > valid["unknown"] * (1 + choice["margin"]) else "unknown")
     assert json.loads((tmp_path / "model.json").read_text())["config"]["infer_user"] == choice["chosen"]
     # the test figure of either vector is recorded (not used to choose): the chosen one is the test block's
     assert choice["test_NDCG@10_not_for_selection"][choice["chosen"]] == pytest.approx(result["test"]["NDCG@10"])
+
+
+def test_the_own_user_vector_must_win_validation_by_the_margin():
+    from model.train import pick_infer_user
+
+    assert pick_infer_user({"own": 0.0674, "unknown": 0.0670}, margin=0.02) == "unknown"  # +0.6%: not enough
+    assert pick_infer_user({"own": 0.0690, "unknown": 0.0670}, margin=0.02) == "own"  # +3.0%
+    assert pick_infer_user({"own": 0.0674, "unknown": 0.0670}, margin=0.0) == "own"  # the plain argmax
+    assert pick_infer_user({"own": 0.0600, "unknown": 0.0670}, margin=0.0) == "unknown"
 
 
 def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
