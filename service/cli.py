@@ -61,7 +61,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _cmd_eval(a: argparse.Namespace) -> int:
     from model.report import compare_runs
 
-    table, rows = compare_runs(a.runs, block=a.block)
+    table, rows = compare_runs(a.runs, block=a.block, baseline=a.baseline, baseline_block=a.baseline_block)
     print(table)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -284,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("runs", nargs="+", help="run folders")
     e.add_argument("--block", default="test", help="test | valid | test_two_stage")
     e.add_argument("--out", help="write OUT.md and OUT.json")
+    e.add_argument("--baseline", help="a run folder: add each run's relative HR@10 and NDCG@10 against it")
+    e.add_argument("--baseline-block", default="test", help="the baseline's block (default: one-stage test)")
     e.set_defaults(fn=_cmd_eval)
     x = sub.add_parser("experiments", help="generate docs/results: the main table or the ablations (runs are reused)")
     x.add_argument("which", choices=["main", "ablations", "splits"])

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from model.train import TrainConfig, run
 from service.cli import main
 
@@ -32,3 +34,10 @@ def test_eval_writes_markdown_and_json(tmp_path):
     assert [r["model"] for r in rows] == ["pop", "sasrec"]
     table = (tmp_path / "cmp.md").read_text()
     assert table.count("\n") == 4 and f"{rows[1]['NDCG@10']:.4f}" in table
+    # against a baseline run: each row's relative change, the baseline's own row at exactly 0
+    assert main(["eval", str(tmp_path / "pop"), str(tmp_path / "sasrec"), "--baseline", str(tmp_path / "pop"),
+                 "--out", str(tmp_path / "rel")]) == 0
+    rows = json.loads((tmp_path / "rel.json").read_text())
+    assert rows[0]["NDCG@10 vs base"] == 0.0
+    assert rows[1]["NDCG@10 vs base"] == pytest.approx(rows[1]["NDCG@10"] / rows[0]["NDCG@10"] - 1)
+    assert f"{100 * rows[1]['HR@10 vs base']:+.1f}%" in (tmp_path / "rel.md").read_text()
