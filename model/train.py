@@ -99,10 +99,15 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
         if counts_from not in ("train", "full"):
             raise ValueError(f"pop_counts must be train or full, not {counts_from!r}")
         return PopModel(data.n_items, split.train if counts_from == "train" else data.sequences, cfg.max_len)
+    # NOTE: `--set user_module=false` turns the paper's user module off for `recgpt` (then its pre-training is
+    # SASRec's); converged Beauty scores higher without it on validation and test (docs/results/README.md)
+    user_module = cfg.extra.get("user_module", True)
+    if not isinstance(user_module, bool):
+        raise ValueError(f"user_module must be true or false, not {user_module!r}")
     gcfg = GPTConfig(
         n_items=data.n_items, n_users=data.n_users, max_len=cfg.max_len, d_model=cfg.d_model,
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, dropout=cfg.dropout,
-        user_module=cfg.model == "recgpt", user_dropout=cfg.user_dropout, norm_first=cfg.norm_first,
+        user_module=cfg.model == "recgpt" and user_module, user_dropout=cfg.user_dropout, norm_first=cfg.norm_first,
     )
     if cfg.model == "bert4rec":
         return BERT4Rec(gcfg, mask_prob=float(cfg.extra.get("bert_mask_prob", BERT4Rec.mask_prob)))

@@ -97,6 +97,21 @@ def test_the_own_user_vector_must_win_validation_by_the_margin():
     assert pick_infer_user({"own": 0.0600, "unknown": 0.0670}, margin=0.0) == "unknown"
 
 
+def test_recgpt_without_its_user_module_is_sasrec_in_shape():
+    from model.data import leave_one_out, load_dataset
+    from model.train import build_model
+
+    data = load_dataset("synthetic")
+    split = leave_one_out(data)
+    on = build_model(TrainConfig(model="recgpt", **FAST), data, split)
+    off = build_model(TrainConfig(model="recgpt", extra={"user_module": False}, **FAST), data, split)
+    sasrec = build_model(TrainConfig(model="sasrec", **FAST), data, split)
+    assert on.user_emb is not None and off.user_emb is None
+    assert {k: v.shape for k, v in off.state_dict().items()} == {k: v.shape for k, v in sasrec.state_dict().items()}
+    with pytest.raises(ValueError, match="user_module must be true or false"):
+        build_model(TrainConfig(model="recgpt", extra={"user_module": "no"}, **FAST), data, split)
+
+
 def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
     import numpy as np
 
