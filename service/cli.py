@@ -86,6 +86,9 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
         named = dict(r.split("=", 1) for r in a.models or [])
         if not named:
             raise ValueError("splits needs --model NAME=RUN_DIR[:checkpoint] (one or more)")
+        import torch
+
+        torch.set_num_threads(a.threads)  # NOTE: it evaluates without training, so `train` does not set it
         for ds in datasets:
             print(splits_report(ds, named, out))
     else:
