@@ -100,7 +100,7 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
             raise ValueError(f"pop_counts must be train or full, not {counts_from!r}")
         return PopModel(data.n_items, split.train if counts_from == "train" else data.sequences, cfg.max_len)
     # NOTE: `--set user_module=false` turns the paper's user module off for `recgpt` (then its pre-training is
-    # SASRec's); converged Beauty scores higher without it on validation and test (docs/results/README.md)
+    # SASRec's); converged Beauty scores higher without it on validation and test (docs/offline.md)
     user_module = cfg.extra.get("user_module", True)
     if not isinstance(user_module, bool):
         raise ValueError(f"user_module must be true or false, not {user_module!r}")
@@ -272,7 +272,7 @@ INFER_USER_MARGIN = 0.02
 
 
 def pick_infer_user(valid_ndcg: dict[str, float], margin: float = INFER_USER_MARGIN) -> str:
-    """"own" only where it beats "unknown" on validation by more than `margin` (relative), else "unknown"."""
+    """Serve "own" only where it beats "unknown" on validation by more than `margin` (relative)."""
     return "own" if valid_ndcg["own"] > valid_ndcg["unknown"] * (1.0 + margin) else "unknown"
 
 

@@ -83,7 +83,12 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     if a.which == "main":
         print(main_table(datasets, a.seeds, runs, out, base, train=not a.report_only))
     elif a.which == "splits":
-        named = dict(r.split("=", 1) for r in a.models or [])
+        named = {}
+        for spec in a.models or []:
+            name, eq, path = spec.rpartition("=")  # the last "=": a name may hold one ("k=1")
+            if not (eq and name and path):
+                raise ValueError(f"--model wants NAME=RUN_DIR[:checkpoint], not {spec!r}")
+            named[name] = path
         if not named:
             raise ValueError("splits needs --model NAME=RUN_DIR[:checkpoint] (one or more)")
         import torch

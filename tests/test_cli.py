@@ -25,6 +25,14 @@ def test_user_errors_are_one_line_and_exit_2(capsys):
     assert "neither a data set name" in err and "Traceback" not in err
 
 
+def test_splits_names_its_runs_up_to_the_last_equals_sign(capsys, tmp_path):
+    assert main(["experiments", "splits", "--datasets", "synthetic", "--model", "no-run-dir"]) == 2
+    assert "NAME=RUN_DIR" in capsys.readouterr().err
+    # "k=1" stays in the name: the run folder is what follows the last "=" (here one that does not exist)
+    assert main(["experiments", "splits", "--datasets", "synthetic", "--model", f"tuned (k=1)={tmp_path}/nope"]) == 2
+    assert f"{tmp_path}/nope" in capsys.readouterr().err
+
+
 def test_eval_writes_markdown_and_json(tmp_path):
     for model in ("pop", "sasrec"):
         run(TrainConfig(model=model, data="synthetic", epochs=2, d_model=16, loss="ce" if model != "pop" else None,
