@@ -73,9 +73,14 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 def _cmd_experiments(a: argparse.Namespace) -> int:
     """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
+    import torch
+
     from model.experiments import DATASETS, ablations, main_table, splits_report
     from model.train import TrainConfig
 
+    # NOTE: set here, not only by each training run: `splits`, and `ablations` over reused runs, evaluate
+    # without training anything, and torch would otherwise take every core
+    torch.set_num_threads(a.threads)
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
                        batch_size=a.batch_size, threads=a.threads)
     out, runs = Path(a.out), Path(a.runs)
@@ -91,9 +96,6 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
             named[name] = path
         if not named:
             raise ValueError("splits needs --model NAME=RUN_DIR[:checkpoint] (one or more)")
-        import torch
-
-        torch.set_num_threads(a.threads)  # NOTE: it evaluates without training, so `train` does not set it
         for ds in datasets:
             print(splits_report(ds, named, out))
     else:
