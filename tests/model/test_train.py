@@ -71,7 +71,7 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path):
 
 def test_prompt_tuning_after_pretraining(tmp_path):
     cfg = TrainConfig(model="recgpt", loss="ce", out=str(tmp_path), stages="pretrain,prompt", **FAST)
-    cfg.extra = {"prompt_length": 2, "prompt_placement": "all"}
+    cfg.extra = {"prompt_length": 2, "prompt_placement": "all", "user_module": True}
     result = run(cfg, log=lambda *_: None)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rows] == ["pretrain"] * 6 + ["prompt"] * len(rows[6:]) and len(rows) > 6
@@ -103,13 +103,37 @@ def test_recgpt_without_its_user_module_is_sasrec_in_shape():
 
     data = load_dataset("synthetic")
     split = leave_one_out(data)
-    on = build_model(TrainConfig(model="recgpt", **FAST), data, split)
-    off = build_model(TrainConfig(model="recgpt", extra={"user_module": False}, **FAST), data, split)
+    on = build_model(TrainConfig(model="recgpt", extra={"user_module": True}, **FAST), data, split)
+    off = build_model(TrainConfig(model="recgpt", **FAST), data, split)  # the default: no user module
     sasrec = build_model(TrainConfig(model="sasrec", **FAST), data, split)
     assert on.user_emb is not None and off.user_emb is None
     assert {k: v.shape for k, v in off.state_dict().items()} == {k: v.shape for k, v in sasrec.state_dict().items()}
     with pytest.raises(ValueError, match="user_module must be true or false"):
         build_model(TrainConfig(model="recgpt", extra={"user_module": "no"}, **FAST), data, split)
+
+
+def test_user_module_default_resume_and_init(tmp_path):
+    """Runs from before the default changed (config.json without the key) had the module: --resume keeps
+    it; --init takes the pre-trained run's choice; a model that does not fit the --init run is a clear error."""
+    fast = {**FAST, "epochs": 1, "patience": 1}
+    on = tmp_path / "on"
+    run(TrainConfig(model="recgpt", stages="pretrain", out=str(on), extra={"user_module": True}, **fast),
+        log=lambda *_: None)
+    tuned = tmp_path / "tuned"
+    run(TrainConfig(model="recgpt", stages="prompt", init=str(on), out=str(tuned), **fast), log=lambda *_: None)
+    assert json.loads((tuned / "config.json").read_text())["extra"]["user_module"] is True
+    assert json.loads((tuned / "model.json").read_text())["config"]["user_module"] is True
+
+    legacy = json.loads((on / "config.json").read_text())
+    del legacy["extra"]["user_module"]
+    (on / "config.json").write_text(json.dumps(legacy))
+    (on / "metrics.json").unlink()
+    run(TrainConfig(out=str(on), epochs=1), resume=True, log=lambda *_: None)  # loads the module's weights
+    assert json.loads((on / "config.json").read_text())["extra"]["user_module"] is True
+
+    with pytest.raises(ValueError, match="do not fit"):
+        run(TrainConfig(model="recgpt", stages="prompt", init=str(on), out=str(tmp_path / "bad"),
+                        extra={"user_module": False}, **fast), log=lambda *_: None)
 
 
 def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
