@@ -108,6 +108,12 @@ def resolve_user_module(cfg: TrainConfig) -> None:
         cfg.extra["user_module"] = DEFAULT_USER_MODULE
 
 
+def saved_user_module(saved: dict) -> bool:
+    """Whether a run's config.json trained the user module (recgpt configs without the key predate the default
+    and had it)."""
+    return saved["model"] == "recgpt" and bool(saved.get("extra", {}).get("user_module", True))
+
+
 def build_model(cfg: TrainConfig, data: SeqData, split: Split):
     if cfg.model not in MODELS:
         raise ValueError(f"--model must be one of {', '.join(MODELS)}, not {cfg.model!r}")
@@ -194,8 +200,8 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
             raise FileNotFoundError(f"--resume: {out}/config.json not found; nothing to resume")
         saved = json.loads((out / "config.json").read_text())
         saved["epochs"] = max(saved["epochs"], cfg.epochs) if cfg.epochs else saved["epochs"]
-        if saved["model"] == "recgpt":  # made before the default turned the user module off: it had one
-            saved["extra"].setdefault("user_module", True)
+        if saved["model"] == "recgpt":
+            saved["extra"]["user_module"] = saved_user_module(saved)
         cfg = TrainConfig(**saved)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)

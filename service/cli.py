@@ -48,12 +48,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         val = getattr(a, key)
         if val is not None:
             setattr(cfg, key, val)
-    for kv in a.set or []:
-        key, _, val = kv.partition("=")
-        try:
-            cfg.extra[key] = json.loads(val)
-        except json.JSONDecodeError:
-            cfg.extra[key] = val
+    cfg.extra.update(_parse_set(a.set))
     run(cfg, resume=a.resume)
     return 0
 
@@ -71,6 +66,20 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_set(pairs: list[str] | None) -> dict:
+    """--set KEY=VALUE options: VALUE as JSON where it parses (true, 8, [9, 1]), else as a string."""
+    extra = {}
+    for kv in pairs or []:
+        key, eq, val = kv.partition("=")
+        if not (key and eq):
+            raise ValueError(f"--set wants KEY=VALUE, not {kv!r}")
+        try:
+            extra[key] = json.loads(val)
+        except json.JSONDecodeError:
+            extra[key] = val
+    return extra
+
+
 def _cmd_experiments(a: argparse.Namespace) -> int:
     """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
     import torch
@@ -82,7 +91,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     # without training anything, and torch would otherwise take every core
     torch.set_num_threads(a.threads)
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
-                       batch_size=a.batch_size, threads=a.threads)
+                       batch_size=a.batch_size, threads=a.threads, extra=_parse_set(a.set))
     out, runs = Path(a.out), Path(a.runs)
     datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
     if a.which == "main":
@@ -308,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--batch-size", type=int, default=None, help="default: by loss, as `recgpt train`")
     x.add_argument("--max-minutes", type=float, default=None, help="training-time cap per stage of each run")
     x.add_argument("--threads", type=int, default=2, help="torch threads per run (1: run two sweeps side by side)")
+    x.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="option for every run, as `recgpt train --set` (e.g. user_module=true: the paper's model)")
     x.add_argument("--runs", default="docs/results/runs",
                    help="folder for the runs (their metrics and configs are committed, their weights are not)")
     x.add_argument("--report-only", action="store_true",

@@ -9,7 +9,9 @@ from model.train import TrainConfig
 
 def test_main_table_reads_its_runs_and_prompt_tunes_the_pretrained_run(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "results"
-    base = TrainConfig(epochs=1, patience=1, dropout=0.2, lr=3e-3, batch_size=64, d_model=16, d_ff=32)
+    # the paper's model (with the user module), as the committed main table's runs were trained
+    base = TrainConfig(epochs=1, patience=1, dropout=0.2, lr=3e-3, batch_size=64, d_model=16, d_ff=32,
+                       extra={"user_module": True})
     text = main_table(["synthetic"], [1], runs, out, base, log=lambda *_: None)
     assert (out / "main.md").read_text() == text
     for label in MAIN_ROWS:
@@ -36,6 +38,9 @@ def test_main_table_reads_its_runs_and_prompt_tunes_the_pretrained_run(tmp_path)
     line = next(x for x in text.splitlines() if x.startswith("| the run of 'recgpt + prompt-tuning' |"))
     assert line.endswith(f"| {user['test_NDCG@10_not_for_selection']['unknown']:.4f} | {user['chosen']} |")
 
+    walls = {x.split(" | ")[1]: x for x in text.splitlines() if x.startswith("| synthetic | ")}
+    assert walls["recgpt + prompt-tuning"].endswith(" | on |") and walls["pop"].endswith(" | - |")
+
     # --report-only tabulates what is there: seed 2 was never trained, so the table is seed 1's, flagged n=1
     names = {p.name for p in runs.iterdir()}
     again = main_table(["synthetic"], [1, 2], runs, out, base, log=lambda *_: None, train=False)
@@ -53,12 +58,14 @@ def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
     text = ablations("synthetic", runs, out, base, log=lambda *_: None)
     new = {p.name for p in runs.iterdir()} - before
     assert "synthetic-ablation-prompt-len1" not in new  # the main table's k=1 run is reused
+    # the default recgpt has no user module, so the user module's side is a recgpt run with it, prompt-tuned too
     assert {"synthetic-ablation-prompt-len5", "synthetic-ablation-prompt-placement-replace",
-            "synthetic-ablation-sasrec-prompt"} <= new
-    sas_prompt = json.loads((runs / "synthetic-ablation-sasrec-prompt" / "config.json").read_text())
-    assert sas_prompt["model"] == "sasrec" and sas_prompt["init"].endswith("synthetic-sasrec-ce-pretrain-s1")
+            "synthetic-ablation-recgpt-user", "synthetic-ablation-recgpt-prompt"} <= new
+    user_prompt = json.loads((runs / "synthetic-ablation-recgpt-prompt" / "model.json").read_text())
+    assert user_prompt["config"]["user_module"] is True
     for heading in ("Prompt length", "N/M split at K=10", "N/M split at K=50", "placement-replace",
-                    "sasrec (user module off), CE + prompt-tuning", "The paper's claims, answered"):
+                    "recgpt, CE pre-training + prompt-tuning (user module off)",
+                    "recgpt, CE + prompt-tuning (user module on)", "The paper's claims, answered"):
         assert heading in text
     assert {p.name for p in out.glob("*.png")} >= {"synthetic_prompt_length.png", "synthetic_split_K10.png",
                                                    "synthetic_interaction_K10.png"}
