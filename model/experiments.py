@@ -18,7 +18,8 @@ from .data import leave_one_out, load_dataset
 from .evaluate import KS
 from .io import load_run_model
 from .recall import evaluate_recall
-from .train import TrainConfig, run, saved_user_module
+from .train import TrainConfig, run
+from .user_module import saved_user_module
 
 DATASETS = ("beauty", "sports", "toys", "yelp")
 NAMES = {"beauty": "Beauty", "sports": "Sports", "toys": "Toys", "yelp": "Yelp"}

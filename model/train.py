@@ -31,6 +31,7 @@ from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
 from .plots import plot_curves
 from .prompt import PromptCache, PromptConfig, freeze, prompt_loss
 from .recall import DEFAULT_SPLITS, evaluate_recall
+from .user_module import DEFAULT_USER_MODULE, INFER_USER_MARGIN, pick_infer_user, resolve_user_module, saved_user_module
 
 MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "comirec", "recgpt")
 # NOTE: measured on Beauty (2 cores). Full-softmax CE: random batches of 64 users at lr 2e-3 reach valid
@@ -44,13 +45,6 @@ LOSS_DEFAULTS = {"ce": {"batch_size": 64, "lr": 2e-3, "n_neg": 1, "bucket": Fals
 # start for prompt-tuning, whose own loss is CE; sasrec keeps BCE, the loss of its published row.
 DEFAULT_LOSS = {"sasrec": "bce", "recgpt": "ce", "gru4rec": "ce", "bert4rec": "ce", "comirec": "ce"}
 
-
-# NOTE: `recgpt` trains without the paper's user module unless `--set user_module=true`: converged on Beauty
-# (seed 1, docs/results/beauty_converged_vs_sasrec.md) the module loses on validation after pre-training (NDCG@10
-# 0.0658 with it, 0.0681 without) and after prompt-tuning (two-stage 0.0680 vs 0.0717). Short capped runs favour
-# it (docs/results/ablations_beauty.md): its shared unknown-user vector helps an under-trained model. Runs made
-# before this default (config.json without the key) had it on; `--resume` and `--init` keep what the run had.
-DEFAULT_USER_MODULE = False
 
 
 # NOTE: BERT4Rec's cloze masking already regularises: with dropout 0.3 and 40% of items masked it reached
@@ -95,23 +89,6 @@ class TrainConfig:
         if loss not in ("bce", "sampled-softmax", "ce"):
             raise ValueError(f"--loss must be bce, sampled-softmax or ce, not {loss!r}")
         return loss
-
-
-def resolve_user_module(cfg: TrainConfig) -> None:
-    """Write recgpt's user module choice into cfg.extra: explicit, else the --init run's, else the default."""
-    if cfg.model != "recgpt" or "user_module" in cfg.extra:
-        return
-    if cfg.init and (Path(cfg.init) / "model.json").exists():
-        spec = json.loads((Path(cfg.init) / "model.json").read_text())
-        cfg.extra["user_module"] = bool(spec["config"].get("user_module", False))
-    else:
-        cfg.extra["user_module"] = DEFAULT_USER_MODULE
-
-
-def saved_user_module(saved: dict) -> bool:
-    """Whether a run's config.json trained the user module (recgpt configs without the key predate the default
-    and had it)."""
-    return saved["model"] == "recgpt" and bool(saved.get("extra", {}).get("user_module", True))
 
 
 def build_model(cfg: TrainConfig, data: SeqData, split: Split):
@@ -290,20 +267,6 @@ def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:
     splits, append = recall_options(cfg)
     return evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: splits.get(10, (9, 1))},
                            append=append, batch_size=cfg.eval_batch)
-
-
-# NOTE: each user's own vector must beat the unknown-user vector on validation by this relative margin to be
-# served. Over the 44 RecGPT runs in docs/results/runs by 2026-11-27 (four data sets, capped and converged) the
-# own vector scored lower on test in 42, by up to 16%; it won validation in five, each time by under 2%, and
-# four of those five lost on test (by up to 13%; one won by 1.3%): validation, one step nearer the training
-# data than test, flatters the memorised per-user vector. The margin was set after reading those test figures
-# (docs/offline.md says so); `--set infer_user_margin=0` restores the plain validation argmax.
-INFER_USER_MARGIN = 0.02
-
-
-def pick_infer_user(valid_ndcg: dict[str, float], margin: float = INFER_USER_MARGIN) -> str:
-    """Serve "own" only where it beats "unknown" on validation by more than `margin` (relative)."""
-    return "own" if valid_ndcg["own"] > valid_ndcg["unknown"] * (1.0 + margin) else "unknown"
 
 
 def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:

@@ -89,7 +89,7 @@ def test_prompt_tuning_after_pretraining(tmp_path):
 
 
 def test_the_own_user_vector_must_win_validation_by_the_margin():
-    from model.train import pick_infer_user
+    from model.user_module import pick_infer_user
 
     assert pick_infer_user({"own": 0.0674, "unknown": 0.0670}, margin=0.02) == "unknown"  # +0.6%: not enough
     assert pick_infer_user({"own": 0.0690, "unknown": 0.0670}, margin=0.02) == "own"  # +3.0%
