@@ -334,12 +334,11 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
         other, other_changes = _run_dir(runs, ds, "sasrec", "ce", "pretrain", base.seed), {"model": "sasrec"}
     else:
         other, other_changes = runs / f"{ds}-ablation-recgpt-user", {"model": "recgpt", "extra": {"user_module": True}}
-    _train(base, other, log, data=ds, loss="ce", stages="pretrain", **other_changes)
     for tag, path, changes in [
         ("recgpt, BCE pre-training", runs / f"{ds}-ablation-recgpt-bce", {"model": "recgpt", "loss": "bce"}),
         ("recgpt, CE pre-training", pre, {"model": "recgpt", "loss": "ce"}),
         ("recgpt, CE pre-training + prompt-tuning", tuned("len1"), {}),
-        (f"{other_changes['model']}, CE", other, {}),
+        (f"{other_changes['model']}, CE", other, {"loss": "ce", **other_changes}),  # trained before its prompt row
         (f"{other_changes['model']}, CE + prompt-tuning", runs / f"{ds}-ablation-{other_changes['model']}-prompt",
          {"model": other_changes["model"], "loss": "ce", "stages": "prompt", "init": str(other)}),
     ]:

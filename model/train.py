@@ -46,7 +46,6 @@ LOSS_DEFAULTS = {"ce": {"batch_size": 64, "lr": 2e-3, "n_neg": 1, "bucket": Fals
 DEFAULT_LOSS = {"sasrec": "bce", "recgpt": "ce", "gru4rec": "ce", "bert4rec": "ce", "comirec": "ce"}
 
 
-
 # NOTE: BERT4Rec's cloze masking already regularises: with dropout 0.3 and 40% of items masked it reached
 # test NDCG@10 0.0293 on Beauty in 8 minutes, against 0.0143 with dropout 0.5 and 20% masked (4 minutes).
 MODEL_DEFAULTS = {"bert4rec": {"dropout": 0.3}}
