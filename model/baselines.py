@@ -108,8 +108,8 @@ class BERT4Rec(nn.Module):
     def cloze(self, items: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Mask items at random (and always the last one in a quarter of rows); returns inputs, labels."""
         real = items > 0
-        m = (torch.rand(items.shape, generator=gen) < self.mask_prob) & real
-        last = torch.rand(items.shape[0], generator=gen) < 0.25
+        m = (torch.rand(items.shape, generator=gen, device=items.device) < self.mask_prob) & real
+        last = torch.rand(items.shape[0], generator=gen, device=items.device) < 0.25
         m[last, -1] = real[last, -1]
         inputs = items.masked_fill(m, self.mask_token)
         labels = items.masked_fill(~m, 0)

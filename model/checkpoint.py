@@ -13,13 +13,13 @@ from safetensors.torch import load_file, save_file
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, meta: dict | None = None) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     info = dict(meta or {})
     if optimizer is not None:
         st = optimizer.state_dict()
         for pid, state in st["state"].items():
             for k, v in state.items():
-                tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).contiguous()
+                tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).cpu().contiguous()
         info["param_groups"] = st["param_groups"]
     tensors["rng.torch"] = torch.get_rng_state()
     tmp = Path(str(path) + ".tmp")

@@ -52,18 +52,19 @@ class ComiRecSA(nn.Module):
         rows = windows.repeat(self.cuts, 1)  # (cB, W)
         n = lengths.repeat(self.cuts)
         # target column: one of the last n-1 real columns (the first real item has no history)
-        cut = W - 1 - (torch.rand(len(rows)) * (n - 1).clamp(min=1).float()).long()
+        cut = W - 1 - (torch.rand(len(rows), device=rows.device) * (n - 1).clamp(min=1).float()).long()
         target = rows.gather(1, cut[:, None]).squeeze(1)
-        keep = torch.arange(W)[None, :] < cut[:, None]
+        col = torch.arange(W, device=rows.device)[None, :]  # (1, W)
+        keep = col < cut[:, None]
         hist = rows.masked_fill(~keep, 0)
         hist = torch.cat([torch.zeros_like(hist), hist], 1).gather(  # shift right so the history ends at T-1
-            1, (torch.arange(W)[None, :] + cut[:, None]).clamp(max=2 * W - 1))
+            1, (col + cut[:, None]).clamp(max=2 * W - 1))
         ok = (target > 0) & ((hist > 0).sum(1) > 0)
         v = self.interests(hist[ok][:, -self.cfg.max_len:])  # (P, K, d)
         t = target[ok]
         e = self.item_emb(t)  # (P, d)
         pick = torch.einsum("pkd,pd->pk", v, e).argmax(1)
-        u = v[torch.arange(len(v)), pick]  # (P, d)
+        u = v[torch.arange(len(v), device=v.device), pick]  # (P, d)
         return F.cross_entropy(u @ self.item_emb.weight[1:].T, t - 1)
 
     @torch.no_grad()
@@ -73,5 +74,5 @@ class ComiRecSA(nn.Module):
     @torch.no_grad()
     def score(self, histories: Sequence[np.ndarray], users: np.ndarray) -> Tensor:
         """(B, n_items + 1): an item's score is its best inner product over the user's interests."""
-        v = self.encode_interests(pad_left(histories, self.cfg.max_len))
+        v = self.encode_interests(pad_left(histories, self.cfg.max_len).to(self.item_emb.weight.device))
         return torch.einsum("bkd,nd->bkn", v, self.item_emb.weight).amax(1)

@@ -59,6 +59,12 @@ def ranks_from_scores(scores: Tensor, targets: Tensor, excluded: Tensor) -> Tens
     return torch.where(excluded.gather(1, targets[:, None]).squeeze(1), torch.inf, rank)
 
 
+def model_device(model) -> torch.device:
+    """Where a model's weights live (Pop, which has none, scores on the CPU)."""
+    table = model.item_embeddings() if hasattr(model, "item_embeddings") else None
+    return table.device if isinstance(table, Tensor) else torch.device("cpu")
+
+
 def pad_left(seqs: Sequence[np.ndarray], max_len: int, width: int | None = None) -> Tensor:
     """The last max_len items of each sequence, left-padded with 0 to a common width (B, T)."""
     width = width or max(1, min(max_len, max((len(s) for s in seqs), default=1)))
@@ -75,8 +81,9 @@ def score_histories(model, histories: Sequence[np.ndarray], users: np.ndarray) -
     """(B, n_items + 1) scores of every item for each history, through the model's own `score` if any."""
     if hasattr(model, "score"):
         return model.score(histories, users)
-    items = pad_left(histories, model.cfg.max_len)
-    return model.encode(items, torch.as_tensor(users)) @ model.item_embeddings().T
+    dev = model_device(model)
+    items = pad_left(histories, model.cfg.max_len).to(dev)
+    return model.encode(items, torch.as_tensor(users, device=dev)) @ model.item_embeddings().T
 
 
 @torch.no_grad()
@@ -99,8 +106,9 @@ def evaluate(
         idx = order[s:s + batch_size]
         h = [histories[i] for i in idx]
         sc = score_histories(model, h, users[idx])
-        excluded = history_mask(h, sc.shape[1])
-        ranks[torch.from_numpy(idx)] = ranks_from_scores(sc, torch.as_tensor(targets[idx]), excluded)
+        excluded = history_mask(h, sc.shape[1]).to(sc.device)
+        tg = torch.as_tensor(targets[idx], device=sc.device)
+        ranks[torch.from_numpy(idx)] = ranks_from_scores(sc, tg, excluded).cpu()
     if was_training:
         model.train()
     return metrics_from_ranks(ranks.numpy(), ks)

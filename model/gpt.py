@@ -167,7 +167,7 @@ class GPTRec(nn.Module):
         t, T = q_valid.shape[1], key_valid.shape[1]
         causal = torch.ones(t, T, dtype=torch.bool, device=key_valid.device).tril(diagonal=T - t)  # (t, T)
         self_key = torch.zeros(t, T, dtype=torch.bool, device=key_valid.device)
-        self_key[torch.arange(t), torch.arange(T - t, T)] = True
+        self_key[torch.arange(t, device=key_valid.device), torch.arange(T - t, T, device=key_valid.device)] = True
         return (causal & key_valid[:, None, :] | self_key)[:, None]  # (B, 1, t, T)
 
     # ------------------------------------------------------------------------------------------ forward

@@ -22,11 +22,18 @@ class NegativeSampler:
         probs[0] = 0
         self.probs = probs / probs.sum()  # (n_items + 1,)
         self.log_q = torch.log(self.probs.clamp(min=1e-12))
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> NegativeSampler:
+        """Draw on `device` (the model's)."""
+        self.device = torch.device(device)
+        self.probs, self.log_q = self.probs.to(self.device), self.log_q.to(self.device)
+        return self
 
     def draw(self, shape: tuple[int, ...]) -> Tensor:
         n = int(torch.tensor(shape).prod())
         if self.by == "uniform":
-            return torch.randint(1, self.n_items + 1, shape)
+            return torch.randint(1, self.n_items + 1, shape, device=self.device)
         return torch.multinomial(self.probs, n, replacement=True).view(shape)
 
     def draw_excluding(self, shape: tuple[int, int], own: Tensor, tries: int = 3) -> Tensor:
@@ -55,7 +62,7 @@ def sampled_softmax_loss(h: Tensor, targets: Tensor, table: Tensor, negatives: T
     neg = h @ table[negatives].T - log_q[negatives][None, :]  # (P, S)
     neg = neg.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)  # a negative that is the target
     logits = torch.cat([pos, neg], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
 
 def ce_loss(h: Tensor, targets: Tensor, table: Tensor, hard_negatives: Tensor | None = None) -> Tensor:

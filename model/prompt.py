@@ -143,8 +143,8 @@ class PromptCache:
         inputs = windows[:, :-1]
         self.gen = torch.cat([generate_prompts(model, inputs[s:s + batch_size], users[s:s + batch_size], self.cfg)
                               for s in range(0, len(inputs), batch_size)])
-        self.row_of = torch.full((int(users.max()) + 1,), -1, dtype=torch.long)
-        self.row_of[users] = torch.arange(len(users))
+        self.row_of = torch.full((int(users.max()) + 1,), -1, dtype=torch.long, device=users.device)
+        self.row_of[users] = torch.arange(len(users), device=users.device)
 
     def lookup(self, users: Tensor, width: int) -> Tensor:
         """The cached prompts of a batch whose inputs are `width` wide."""
@@ -204,7 +204,7 @@ def prompt_loss(
     if cfg.loss == "ce":
         loss = ce_loss(hs, ts, table)
     elif cfg.loss == "bce":
-        row = torch.arange(len(x))[:, None].expand_as(y)[sel]
+        row = torch.arange(len(x), device=x.device)[:, None].expand_as(y)[sel]
         loss = bce_loss(hs, ts, table, sampler.draw_excluding((len(ts), max(1, n_neg)), batch[row]))
     else:
         loss = sampled_softmax_loss(hs, ts, table, sampler.draw((max(1, n_neg) * 256,)), sampler.log_q)

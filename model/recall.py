@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .evaluate import KS, metrics_from_ranks, pad_left, ranks_from_lists
+from .evaluate import KS, metrics_from_ranks, model_device, pad_left, ranks_from_lists
 
 # queries (B, d) float32, k, excluded internal ids per row -> ids (B, k) int64 (-1 = none), scores (B, k)
 SearchFn = Callable[[np.ndarray, int, Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -37,14 +37,18 @@ def torch_search(item_table: Tensor) -> SearchFn:
     table = item_table.detach()
 
     def search(queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        s = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)) @ table.T  # (B, n_items + 1)
+        q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(table.device)
+        s = q @ table.T  # (B, n_items + 1)
         s[:, 0] = -torch.inf
-        for r, ex in enumerate(exclude):
-            if len(ex):
-                s[r, torch.as_tensor(ex, dtype=torch.long)] = -torch.inf
+        lens = [len(ex) for ex in exclude]
+        if sum(lens):  # every row's exclusions in one scatter (one kernel on a GPU, not one a row)
+            rows = np.repeat(np.arange(len(lens)), lens)
+            cols = np.concatenate([np.asarray(ex, dtype=np.int64) for ex in exclude])
+            s[torch.from_numpy(rows).to(s.device), torch.from_numpy(cols).to(s.device)] = -torch.inf
         k_eff = min(k, s.shape[1])
         val, idx = s.topk(k_eff, dim=1)  # ties: torch's order; FAISS parity is tested on tie-free scores
-        ids = torch.where(torch.isinf(val), torch.full_like(idx, -1), idx)
+        ids = torch.where(torch.isinf(val), torch.full_like(idx, -1), idx).cpu()
+        val = val.cpu()
         if k_eff < k:
             ids = torch.cat([ids, torch.full((len(ids), k - k_eff), -1)], 1)
             val = torch.cat([val, torch.full((len(val), k - k_eff), -torch.inf)], 1)
@@ -94,18 +98,19 @@ def two_stage_recall(
     """K = n + m items per history. `exclude` adds ids (beyond the history) that must not be returned."""
     B = len(histories)
     extra = exclude if exclude is not None else [np.empty(0, np.int64)] * B
-    items = pad_left(histories, model.cfg.max_len)
-    u = torch.as_tensor(np.asarray(users, dtype=np.int64))
+    dev = model_device(model)
+    items = pad_left(histories, model.cfg.max_len).to(dev)
+    u = torch.as_tensor(np.asarray(users, dtype=np.int64), device=dev)
     banned = [np.concatenate([np.asarray(h, np.int64), np.asarray(e, np.int64)])
               for h, e in zip(histories, extra, strict=True)]
     if hasattr(model, "encode_interests"):  # ComiRec: several queries a user; appended items re-encode
         def q_search(it: Tensor, k: int, ban: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-            return multi_interest_search(search, model.encode_interests(it).numpy(), k, ban)
+            return multi_interest_search(search, model.encode_interests(it).cpu().numpy(), k, ban)
 
         ids1, sc1 = q_search(items, n, banned)
         if m <= 0:
             return RecallResult(ids1, sc1, np.full(ids1.shape, STAGE_1))
-        app = torch.from_numpy(np.ascontiguousarray(_appended(ids1, append)).clip(min=0))
+        app = torch.from_numpy(np.ascontiguousarray(_appended(ids1, append)).clip(min=0)).to(dev)
         banned2 = [np.concatenate([b, r[r > 0]]) for b, r in zip(banned, ids1, strict=True)]
         ids2, sc2 = q_search(torch.cat([items, app], 1), m, banned2)
         return RecallResult(np.concatenate([ids1, ids2], 1), np.concatenate([sc1, sc2], 1),
@@ -114,11 +119,11 @@ def two_stage_recall(
         h1, cache = model.encode_with_cache(items, u)
     else:
         h1, cache = model.encode(items, u), None
-    ids1, sc1 = search(h1.numpy(), n, banned)
+    ids1, sc1 = search(h1.cpu().numpy(), n, banned)
     if m <= 0:
         return RecallResult(ids1, sc1, np.full(ids1.shape, STAGE_1))
 
-    app = torch.from_numpy(np.ascontiguousarray(_appended(ids1, append)).clip(min=0))  # -1 (none) -> padding
+    app = torch.from_numpy(np.ascontiguousarray(_appended(ids1, append)).clip(min=0)).to(dev)  # -1 -> padding
     if cache is not None:
         h2, _ = model.extend(cache, app)  # only the appended positions are computed
     else:
@@ -126,7 +131,7 @@ def two_stage_recall(
         seg = torch.cat([torch.zeros_like(items), torch.ones_like(app)], 1)
         h2 = model.encode(full, u, seg) if getattr(model, "kind", "") == "gpt" else model.encode(full, u)
     banned2 = [np.concatenate([b, r[r > 0]]) for b, r in zip(banned, ids1, strict=True)]
-    ids2, sc2 = search(h2.numpy(), m, banned2)
+    ids2, sc2 = search(h2.cpu().numpy(), m, banned2)
     return RecallResult(
         np.concatenate([ids1, ids2], 1),
         np.concatenate([sc1, sc2], 1),

@@ -74,6 +74,7 @@ class TrainConfig:
     dropout: float | None = None  # default by model (MODEL_DEFAULTS), else 0.5
     user_dropout: float = 0.5  # recgpt: Beauty test NDCG@10 after prompt-tuning 0.0401 (0.5) vs 0.0373 (0.1)
     threads: int = 2
+    device: str = "auto"  # auto (cuda when there is one) | cpu | cuda | cuda:N
     norm_first: bool = True  # pre-LN Transformer blocks; False: post-LN
     bucket: bool | None = None  # batches of similar length (fast); False: random batches; default by loss
     eval_batch: int = 1024
@@ -88,6 +89,16 @@ class TrainConfig:
         if loss not in ("bce", "sampled-softmax", "ce"):
             raise ValueError(f"--loss must be bce, sampled-softmax or ce, not {loss!r}")
         return loss
+
+
+def resolve_device(name: str) -> torch.device:
+    """--device: "auto" takes the GPU when torch sees one; asking for a missing GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)  # raises on a name torch does not know
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: torch sees no CUDA GPU here (use --device cpu or auto)")
+    return dev
 
 
 def build_model(cfg: TrainConfig, data: SeqData, split: Split):
@@ -157,7 +168,8 @@ def _loss(cfg: TrainConfig, model, batch: torch.Tensor, users: torch.Tensor, sam
     if loss_name == "ce":
         return ce_loss(hs, ts, table)
     if loss_name == "bce":
-        row = torch.arange(len(batch))[:, None].expand_as(targets)[sel]  # (P,) which user each position is
+        # (P,) which user each position is
+        row = torch.arange(len(batch), device=batch.device)[:, None].expand_as(targets)[sel]
         negs = sampler.draw_excluding((len(ts), cfg.n_neg), batch[row])
         return bce_loss(hs, ts, table, negs)
     negs = sampler.draw((max(1, cfg.n_neg) * 256,))
@@ -200,7 +212,11 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     _write_json(out / "popularity.json", counts.tolist())
     log(f"data {data.name}: {data.n_users} users, {data.n_items} items; model {cfg.model}, loss {cfg.loss}")
 
+    device = resolve_device(cfg.device)
     model = build_model(cfg, data, split)
+    if cfg.model != "pop":
+        model.to(device)
+        log(f"device: {device}")
     _write_json(out / "model.json", model_spec(model))
     history: list[dict] = []
     wall_before = 0.0  # training time spent before a --resume
@@ -318,7 +334,7 @@ class Stage:
 
 
 def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
-    sampler = NegativeSampler(model.cfg.n_items, counts, cfg.sampler)
+    sampler = NegativeSampler(model.cfg.n_items, counts, cfg.sampler).to(model.item_embeddings().device)
 
     def one_stage() -> dict:
         v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
@@ -357,6 +373,8 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
     """Adam epochs of one stage with early stopping; returns its rows and the time spent before a resume."""
     windows, users = training_windows(split.train, cfg.max_len)
     lengths = (windows > 0).sum(1).numpy()
+    device = model.item_embeddings().device
+    windows, users = windows.to(device), users.to(device)  # (U', L + 1), (U',): small, kept on the device
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage.lr,
                            weight_decay=cfg.weight_decay)
     best_path, last_path = out / f"{stage.name}.best.safetensors", out / f"{stage.name}.last.safetensors"
@@ -386,9 +404,9 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
         total, n = 0.0, 0
         rng = np.random.default_rng([cfg.seed, epoch])
         for idx in length_batches(lengths, cfg.batch_size, rng, bucket=cfg.bucket):
-            batch = windows[torch.from_numpy(idx)]
-            batch = batch[:, -int(lengths[idx].max()):]  # (B, longest row in this batch)
-            loss = stage.loss_fn(batch, users[torch.from_numpy(idx)])
+            rows = torch.from_numpy(idx).to(device)
+            batch = windows[rows][:, -int(lengths[idx].max()):]  # (B, longest row in this batch)
+            loss = stage.loss_fn(batch, users[rows])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -41,6 +41,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         "dropout",
         "max_minutes",
         "threads",
+        "device",
         "weight_decay",
         "stages",
         "init",
@@ -91,7 +92,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     # without training anything, and torch would otherwise take every core
     torch.set_num_threads(a.threads)
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
-                       batch_size=a.batch_size, threads=a.threads, extra=_parse_set(a.set))
+                       batch_size=a.batch_size, threads=a.threads, device=a.device, extra=_parse_set(a.set))
     out, runs = Path(a.out), Path(a.runs)
     datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
     if a.which == "main":
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--max-minutes", type=float, help="stop training after this long, keeping the best epoch")
     t.add_argument("--threads", type=int, help="torch threads (default 2)")
+    t.add_argument("--device", help="auto (default: the GPU when torch sees one), cpu, cuda or cuda:N")
     t.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="stage option, e.g. --set two_stage_n=8"
     )
@@ -300,10 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval", help="compare finished runs: a markdown table (and JSON with --out)")
-    e.add_argument("runs", nargs="+", help="run folders")
+    e.add_argument("runs", nargs="+", help="run folders; RUN:BLOCK overrides --block for one run")
     e.add_argument("--block", default="test", help="test | valid | test_two_stage")
     e.add_argument("--out", help="write OUT.md and OUT.json")
-    e.add_argument("--baseline", help="a run folder: add each run's relative HR@10 and NDCG@10 against it")
+    e.add_argument("--baseline", action="append", help="a run folder: add each run's relative HR@10 and NDCG@10 "
+                   "against it; repeated (one per data set): each run against its own data set's")
     e.add_argument("--baseline-block", default="test", help="the baseline's block (default: one-stage test)")
     e.set_defaults(fn=_cmd_eval)
     x = sub.add_parser("experiments", help="generate docs/results: the main table or the ablations (runs are reused)")
@@ -317,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--batch-size", type=int, default=None, help="default: by loss, as `recgpt train`")
     x.add_argument("--max-minutes", type=float, default=None, help="training-time cap per stage of each run")
     x.add_argument("--threads", type=int, default=2, help="torch threads per run (1: run two sweeps side by side)")
+    x.add_argument("--device", default="auto", help="auto (the GPU when torch sees one), cpu, cuda or cuda:N")
     x.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="option for every run, as `recgpt train --set` (e.g. user_module=true: the paper's model)")
     x.add_argument("--runs", default="docs/results/runs",

@@ -8,8 +8,9 @@ import sys
 import time
 
 import pytest
+import torch
 
-from model.train import TrainConfig, run
+from model.train import TrainConfig, resolve_device, run
 
 FAST = dict(data="synthetic", epochs=6, patience=6, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
 
@@ -155,3 +156,14 @@ def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
         s[0] = -float("inf")
         s[h] = -float("inf")
         assert res.items[r].tolist() == s.topk(10).indices.tolist()
+
+
+def test_device_choice():
+    """--device auto takes the GPU only when torch sees one; asking for a missing GPU is a clear error."""
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(RuntimeError):
+        resolve_device("no-such-device")
