@@ -21,10 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .baselines import BERT4Rec, GRU4Rec, PopModel
+from .batching import length_batches, training_windows
 from .checkpoint import load_checkpoint, save_checkpoint
 from .comirec import ComiRecSA
 from .data import SeqData, Split, leave_one_out, load_dataset
-from .evaluate import evaluate, pad_left
+from .evaluate import evaluate
 from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
@@ -123,31 +124,6 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
         return BERT4Rec(gcfg, mask_prob=float(cfg.extra.get("bert_mask_prob", BERT4Rec.mask_prob)))
     archs = {"sasrec": GPTRec, "recgpt": GPTRec, "gru4rec": GRU4Rec, "comirec": ComiRecSA}
     return archs[cfg.model](gcfg)
-
-
-def training_windows(train: list[np.ndarray], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each user's last max_len + 1 training items, left-padded: (U', max_len + 1), and their user ids.
-    Users with a single training item have no (input, target) pair and are left out."""
-    keep = np.array([len(s) >= 2 for s in train])
-    windows = pad_left([s for s, k in zip(train, keep, strict=True) if k], max_len + 1, width=max_len + 1)
-    users = torch.from_numpy(np.flatnonzero(keep) + 1)
-    return windows, users
-
-
-def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket: bool = True
-                   ) -> list[np.ndarray]:
-    """Batches of rows with similar lengths, in random order.
-
-    NOTE: most rows are short (Beauty: 7 training items on average, window 51), so a batch cut to its
-    own longest row computes about 7x fewer positions than full windows; on 2 CPU cores that, not
-    the matmuls, decides the epoch time (dropout's RNG alone is half of a full-width step)."""
-    if not bucket:  # plain random batches (each still cut to its own longest row)
-        order = rng.permutation(len(lengths))
-        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    order = np.lexsort((rng.random(len(lengths)), lengths))  # by length, ties in random order
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def _loss(cfg: TrainConfig, model, batch: torch.Tensor, users: torch.Tensor, sampler: NegativeSampler) -> torch.Tensor:
