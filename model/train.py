@@ -2,8 +2,10 @@
 
 Run folder: config.json (resolved), model.json, idmap.json, popularity.json, metrics.jsonl (one line an
 epoch, tagged with its stage), per stage STAGE.last.safetensors (model + Adam + RNG, for --resume),
-STAGE.best.safetensors and STAGE.done, then best.safetensors (the last stage's best), curves.png and
-metrics.json. Stages: "pretrain" (every model) and "prompt" (recgpt's prompt-tuning, model/prompt.py).
+STAGE.best.safetensors and STAGE.done, with a soup (model/soup.py: prompt-tuning's default) the kept epochs
+STAGE.epochE.safetensors while it runs and STAGE.soup.safetensors / STAGE.soup.json after, then best.safetensors
+(the last stage's soup or best epoch), curves.png and metrics.json. Stages (model/stages.py): "pretrain" (every
+model) and "prompt" (recgpt's prompt-tuning, model/prompt.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,11 +29,10 @@ from .data import SeqData, Split, leave_one_out, load_dataset
 from .evaluate import evaluate
 from .gpt import GPTConfig, GPTRec
 from .io import model_spec
-from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
 from .plots import plot_curves
-from .prompt import PromptCache, PromptConfig, freeze, prompt_loss
-from .recall import DEFAULT_SPLITS, evaluate_recall
-from .user_module import DEFAULT_USER_MODULE, INFER_USER_MARGIN, pick_infer_user, resolve_user_module, saved_user_module
+from .soup import greedy_soup, keep_epoch
+from .stages import Stage, choose_infer_user, final_metrics, make_stages, single_vs_soup
+from .user_module import DEFAULT_USER_MODULE, resolve_user_module, saved_user_module
 
 MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "comirec", "recgpt")
 # NOTE: measured on Beauty (2 cores). Full-softmax CE: random batches of 64 users at lr 2e-3 reach valid
@@ -126,30 +126,10 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
     return archs[cfg.model](gcfg)
 
 
-def _loss(cfg: TrainConfig, model, batch: torch.Tensor, users: torch.Tensor, sampler: NegativeSampler) -> torch.Tensor:
-    """Loss of one batch of windows (B, L + 1)."""
-    loss_name = cfg.resolved_loss()
-    if model.kind == "comirec":
-        return model.loss(batch)
-    if model.kind == "bert":
-        inputs, labels = model.cloze(batch[:, 1:])
-        h = model(inputs)
-        sel = labels > 0
-        return ce_loss(h[sel], labels[sel], model.item_embeddings())
-    inputs, targets = batch[:, :-1], batch[:, 1:]
-    h = model(inputs, users)  # (B, T, d)
-    sel = targets > 0  # positions with a real next item
-    hs, ts = h[sel], targets[sel]  # (P, d), (P,)
-    table = model.item_embeddings()
-    if loss_name == "ce":
-        return ce_loss(hs, ts, table)
-    if loss_name == "bce":
-        # (P,) which user each position is
-        row = torch.arange(len(batch), device=batch.device)[:, None].expand_as(targets)[sel]
-        negs = sampler.draw_excluding((len(ts), cfg.n_neg), batch[row])
-        return bce_loss(hs, ts, table, negs)
-    negs = sampler.draw((max(1, cfg.n_neg) * 256,))
-    return sampled_softmax_loss(hs, ts, table, negs, sampler.log_q)
+def stage_result(out: Path, stage: str) -> Path:
+    """A finished stage's weights: its soup when it made one, else its best epoch."""
+    soup = out / f"{stage}.soup.safetensors"
+    return soup if soup.exists() else out / f"{stage}.best.safetensors"
 
 
 def _write_json(path: Path, obj) -> None:
@@ -212,8 +192,8 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
             rows, before = _fit(cfg, model, split, stage, out, resume, log)
             history += rows
             wall_before += before
-            load_checkpoint(out / f"{stage.name}.best.safetensors", model)
-        shutil.copyfile(out / f"{stage.name}.best.safetensors", out / "best.safetensors")
+            load_checkpoint(stage_result(out, stage.name), model)
+        shutil.copyfile(stage_result(out, stage.name), out / "best.safetensors")
 
     choice = choose_infer_user(cfg, model, split, log)
     if choice:
@@ -229,6 +209,12 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         model.cfg.infer_user = chosen
         result["infer_user"] = {**choice, "test_NDCG@10_not_for_selection": {
             chosen: result["test"]["NDCG@10"], other: test_other}}
+    soups = {p.name.split(".")[0]: json.loads(p.read_text()) for p in sorted(out.glob("*.soup.json"))}
+    if soups:
+        result["soup"] = soups
+        last = cfg.stages.split(",")[-1]
+        if len(soups.get(last, {}).get("epochs", [])) > 1:  # for the record, not for selection
+            result["soup"][last]["test_NDCG@10_not_for_selection"] = single_vs_soup(cfg, model, split, out, last)
     result.update(
         model=cfg.model, data=cfg.data, loss=cfg.loss, seed=cfg.seed, stages=cfg.stages if history else "",
         epochs=len(history), wall_s=round(time.time() - t0 + wall_before, 1),
@@ -242,106 +228,6 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         log("test two-stage: " + "  ".join(f"{k}={v:.4f}" for k, v in result["test_two_stage"].items()
                                            if isinstance(v, float)))
     return result
-
-
-def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | int]:
-    """The (N, M) split per K and what stage 2 appends: a prompt-tuned model appends as many items as
-    it was tuned with (its prompt length); otherwise all N."""
-    splits = {int(k): tuple(v) for k, v in cfg.extra.get("two_stage_splits", DEFAULT_SPLITS).items()}
-    default_append = cfg.extra.get("prompt_length", 1) if "prompt" in cfg.stages.split(",") else "all"
-    return splits, cfg.extra.get("two_stage_append", default_append)
-
-
-def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:
-    """Validation metrics of the two-stage recall at K=10, with the run's split and append option: what
-    prompt-tuning (and the inference user vector after it) is selected on."""
-    splits, append = recall_options(cfg)
-    return evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: splits.get(10, (9, 1))},
-                           append=append, batch_size=cfg.eval_batch)
-
-
-def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:
-    """For a model with a user module: serve each user's own vector or the unknown-user vector, chosen on
-    validation (two-stage NDCG@10 after prompt-tuning, else one-stage) by `pick_infer_user`; `--set
-    infer_user=own|unknown` forces it. Returns both validation figures and the choice ({} without a module)."""
-    if getattr(model, "user_emb", None) is None:
-        return {}
-    want = cfg.extra.get("infer_user", "auto")
-    if want not in ("auto", "own", "unknown"):
-        raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
-    scores = {}
-    for how in ("own", "unknown"):
-        model.cfg.infer_user = how
-        if "prompt" in cfg.stages.split(","):
-            v = valid_two_stage(cfg, model, split)
-        else:
-            v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
-        scores[how] = v["NDCG@10"]
-    margin = float(cfg.extra.get("infer_user_margin", INFER_USER_MARGIN))
-    model.cfg.infer_user = pick_infer_user(scores, margin) if want == "auto" else want
-    log(f"inference user vector: {model.cfg.infer_user} (valid NDCG@10 own {scores['own']:.4f}, "
-        f"unknown {scores['unknown']:.4f})")
-    return {"chosen": model.cfg.infer_user, "valid_NDCG@10": scores, "how": want, "margin": margin}
-
-
-def final_metrics(cfg: TrainConfig, model, split: Split) -> dict:
-    """Validation and test metrics of the best model; for GPT models also the two-stage recall's."""
-    valid = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
-    test = evaluate(model, split.test_hist, split.test_target, split.users, cfg.eval_batch)
-    out = {"valid": valid, "test": test}
-    if getattr(model, "kind", "") == "gpt":  # the recall the service runs: two stages, each K its own split
-        splits, append = recall_options(cfg)
-        out["test_two_stage"] = evaluate_recall(model, split.test_hist, split.test_target, split.users,
-                                                splits, append=append, batch_size=cfg.eval_batch)
-        out["test_two_stage"]["append"] = append
-    return out
-
-
-@dataclass
-class Stage:
-    """One training stage: its loss on a batch of windows, learning rate and validation score."""
-
-    name: str
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (windows (B, L+1), users (B,)) -> loss
-    lr: float
-    validate: Callable[[], dict]  # -> {"valid": {...}, optional extra blocks, "select": float}
-    # called before each epoch with all training windows (U', L + 1) and their users (U',)
-    on_epoch_start: Callable[[torch.Tensor, torch.Tensor], None] | None = None
-
-
-def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
-    sampler = NegativeSampler(model.cfg.n_items, counts, cfg.sampler).to(model.item_embeddings().device)
-
-    def one_stage() -> dict:
-        v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
-        return {"valid": v, "select": v["NDCG@10"]}
-
-    stages = []
-    names = cfg.stages.split(",")
-    if "prompt" in names and cfg.model not in ("recgpt", "sasrec"):
-        raise ValueError(f"prompt-tuning needs a GPT model (recgpt or sasrec), not {cfg.model!r}")
-    for name in names:
-        if name == "pretrain":
-            stages.append(Stage("pretrain", lambda b, u: _loss(cfg, model, b, u, sampler), cfg.lr, one_stage))
-        elif name == "prompt":
-            pcfg = PromptConfig.from_extra(cfg.extra)
-            freeze(model, pcfg.freeze)
-
-            def two_stage() -> dict:
-                # NOTE: prompt-tuning is selected on the recall it is for: two-stage NDCG@10 on validation
-                v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
-                v2 = valid_two_stage(cfg, model, split)
-                return {"valid": v, "valid_two_stage": v2, "select": v2["NDCG@10"]}
-
-            # regenerate="epoch": the prompts of the whole epoch come from the model as it was at its start
-            cache = PromptCache(pcfg) if pcfg.regenerate == "epoch" and pcfg.length > 0 else None
-            refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
-            stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
-                model, b, u, pcfg, sampler, cfg.n_neg, cache), float(cfg.extra.get("prompt_lr", 5e-4)), two_stage,
-                refresh))
-        else:
-            raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
-    return stages
 
 
 def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume: bool, log
@@ -367,6 +253,11 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
         start_epoch, best, bad, wall_before = meta["epoch"] + 1, meta["best"], meta["bad"], meta["wall_s"]
         history = [r for r in old if r["stage"] == stage.name and r["epoch"] <= meta["epoch"]]
         log(f"resuming {stage.name} of {out} after epoch {meta['epoch']} (best {best:.4f})")
+    else:
+        for stale in (out / f"{stage.name}.soup.safetensors", out / f"{stage.name}.soup.json"):
+            stale.unlink(missing_ok=True)
+        if stage.seed is not None:
+            torch.manual_seed(stage.seed)
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in earlier + history))
     t_start = time.time() - wall_before
     bar = tqdm(range(start_epoch, cfg.epochs + 1), desc=f"{cfg.model} {stage.name}", unit="epoch",
@@ -402,10 +293,25 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
             save_checkpoint(best_path, model, meta={"epoch": epoch, "select": best})
         else:
             bad += 1
+        keep_epoch(out, stage.name, model, epoch, scores["select"], stage.soup)
         save_checkpoint(last_path, model, opt, meta={"epoch": epoch, "best": best, "bad": bad, "wall_s": elapsed})
         bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{scores['select']:.4f}", best=f"{best:.4f}")
         if cfg.max_minutes and elapsed > cfg.max_minutes * 60:
             log(f"stopping {stage.name} after {elapsed:.0f}s (--max-minutes {cfg.max_minutes})")
             break
+    if stage.soup > 1:
+        _soup(stage, model, out, log)
     (out / f"{stage.name}.done").touch()
     return history, wall_before
+
+
+def _soup(stage: Stage, model, out: Path, log) -> None:
+    """End a stage with the greedy soup of its best epochs: STAGE.soup.safetensors and STAGE.soup.json."""
+    load_checkpoint(out / f"{stage.name}.best.safetensors", model)
+    info = greedy_soup(out, stage.name, model, lambda: stage.validate()["select"])
+    if len(info.get("epochs", [])) > 1:
+        save_checkpoint(out / f"{stage.name}.soup.safetensors", model, meta={"soup": info["epochs"]})
+    _write_json(out / f"{stage.name}.soup.json", info)
+    if info:
+        log(f"{stage.name} soup of epochs {info['epochs']}: valid {info['valid_select']:.4f} "
+            f"(best single epoch {info['best_single']:.4f})")

@@ -1,0 +1,93 @@
+"""Greedy weight soup of one training stage's best epochs (Wortsman et al. 2022, "Model soups").
+
+During a stage, the weights of its `n` best epochs by validation are kept on disk beside the run
+(STAGE.epochE.safetensors, the score in their metadata, so --resume keeps them). At the end of the stage,
+the best epoch is the soup's first ingredient; each next-best epoch joins it when the average of the
+weights so far and its own scores at least as well on validation as the soup without it. The stage's
+result is the soup, chosen on validation only: never worse there than the best single epoch.
+
+NOTE: why: prompt-tuning's validation curve is flat within +-0.0005 NDCG@10 for 10 epochs, so picking one
+epoch on it is noisy; on Beauty the test NDCG@10 of the best single epoch moved by 0.0015 between runs
+that differ only in dropout masks (docs/results/README.md, session 6). Averaging epochs of one
+fine-tuning trajectory is what model soups and SWA do against that noise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint, load_weights, save_checkpoint
+
+
+def _epoch_files(out: Path, stage: str) -> dict[int, Path]:
+    pat = re.compile(rf"{re.escape(stage)}\.epoch(\d+)\.safetensors$")
+    return {int(m.group(1)): p for p in out.glob(f"{stage}.epoch*.safetensors") if (m := pat.match(p.name))}
+
+
+def kept_epochs(out: Path, stage: str) -> dict[int, float]:
+    """{epoch: validation score} of the epochs kept for the soup so far."""
+    from safetensors import safe_open
+
+    kept = {}
+    for epoch, path in _epoch_files(out, stage).items():
+        with safe_open(str(path), "pt") as f:
+            kept[epoch] = float(json.loads(f.metadata()["meta"])["select"])
+    return kept
+
+
+def keep_epoch(out: Path, stage: str, model: torch.nn.Module, epoch: int, score: float, n: int) -> None:
+    """Keep this epoch's weights when they are among the stage's `n` best so far; drop the one it displaces."""
+    if n <= 1:
+        return
+    kept = kept_epochs(out, stage)
+    kept = {e: s for e, s in kept.items() if e < epoch}  # NOTE: a --resume rewinds: later files are stale
+    for e in set(_epoch_files(out, stage)) - set(kept):
+        _epoch_files(out, stage)[e].unlink()
+    if len(kept) >= n and score <= min(kept.values()):
+        return
+    save_checkpoint(out / f"{stage}.epoch{epoch}.safetensors", model, meta={"epoch": epoch, "select": score})
+    kept[epoch] = score
+    while len(kept) > n:
+        worst = min(kept, key=lambda e: (kept[e], -e))
+        _epoch_files(out, stage)[worst].unlink()
+        del kept[worst]
+
+
+def greedy_soup(out: Path, stage: str, model: torch.nn.Module, validate: Callable[[], float]) -> dict:
+    """Replace the model's weights by the greedy soup of the kept epochs; returns what was tried and chosen.
+
+    The model must hold the stage's best epoch when called. The kept files are removed afterwards."""
+    kept = kept_epochs(out, stage)
+    files = _epoch_files(out, stage)
+    order = sorted(kept, key=lambda e: (-kept[e], e))  # best first; ties: the earlier epoch
+    if len(order) < 2:
+        for p in files.values():
+            p.unlink()
+        return {}
+    load_checkpoint(files[order[0]], model)
+    base = validate()
+    chosen, best, tried = [order[0]], base, {order[0]: base}
+    total = {k: v.double() if v.is_floating_point() else v for k, v in load_weights(files[order[0]]).items()}
+    for epoch in order[1:]:
+        w = load_weights(files[epoch])
+        cand = {k: t + w[k].double() if t.is_floating_point() else t for k, t in total.items()}
+        _load_mean(model, cand, len(chosen) + 1)
+        score = validate()
+        tried[epoch] = score
+        if score >= best:
+            chosen, best, total = [*chosen, epoch], score, cand
+    _load_mean(model, total, len(chosen))
+    for p in files.values():
+        p.unlink()
+    return {"epochs": chosen, "valid_select": best, "best_single": base,
+            "tried": {str(e): s for e, s in tried.items()}}
+
+
+def _load_mean(model: torch.nn.Module, total: dict[str, torch.Tensor], n: int) -> None:
+    state = model.state_dict()
+    model.load_state_dict({k: (v / n).to(state[k].dtype) if v.is_floating_point() else v for k, v in total.items()})

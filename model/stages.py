@@ -1,0 +1,176 @@
+"""What a training run trains and measures: its stages (pre-training, prompt-tuning), their losses and
+validation, and the final metrics of the trained model (one-stage, two-stage recall, the inference user vector)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .data import Split
+from .evaluate import evaluate
+from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
+from .prompt import PromptCache, PromptConfig, freeze, prompt_loss
+from .recall import DEFAULT_SPLITS, evaluate_recall
+from .user_module import INFER_USER_MARGIN, pick_infer_user
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
+# NOTE: prompt-tuning ends with the greedy soup of its 5 best epochs (model/soup.py says why); 0: best epoch
+DEFAULT_PROMPT_SOUP = 5
+
+
+def pretrain_loss(cfg: TrainConfig, model, batch: torch.Tensor, users: torch.Tensor, sampler: NegativeSampler
+                  ) -> torch.Tensor:
+    """Loss of one batch of windows (B, L + 1)."""
+    loss_name = cfg.resolved_loss()
+    if model.kind == "comirec":
+        return model.loss(batch)
+    if model.kind == "bert":
+        inputs, labels = model.cloze(batch[:, 1:])
+        h = model(inputs)
+        sel = labels > 0
+        return ce_loss(h[sel], labels[sel], model.item_embeddings())
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    h = model(inputs, users)  # (B, T, d)
+    sel = targets > 0  # positions with a real next item
+    hs, ts = h[sel], targets[sel]  # (P, d), (P,)
+    table = model.item_embeddings()
+    if loss_name == "ce":
+        return ce_loss(hs, ts, table)
+    if loss_name == "bce":
+        # (P,) which user each position is
+        row = torch.arange(len(batch), device=batch.device)[:, None].expand_as(targets)[sel]
+        negs = sampler.draw_excluding((len(ts), cfg.n_neg), batch[row])
+        return bce_loss(hs, ts, table, negs)
+    negs = sampler.draw((max(1, cfg.n_neg) * 256,))
+    return sampled_softmax_loss(hs, ts, table, negs, sampler.log_q)
+
+
+def single_vs_soup(cfg: TrainConfig, model, split: Split, out: Path, stage: str) -> dict:
+    """Test NDCG@10 (one-stage and, for GPT models, two-stage at K=10) of the stage's soup and of its best
+    single epoch; the model holds the soup before and after."""
+    def scores() -> dict:
+        one = evaluate(model, split.test_hist, split.test_target, split.users, cfg.eval_batch)["NDCG@10"]
+        if getattr(model, "kind", "") != "gpt":
+            return {"test": one}
+        splits, append = recall_options(cfg)
+        two = evaluate_recall(model, split.test_hist, split.test_target, split.users,
+                              {10: splits.get(10, (9, 1))}, append=append, batch_size=cfg.eval_batch)["NDCG@10"]
+        return {"test": one, "test_two_stage": two}
+
+    soup = scores()
+    load_checkpoint(out / f"{stage}.best.safetensors", model)
+    single = scores()
+    load_checkpoint(out / "best.safetensors", model)
+    return {"soup": soup, "best_single_epoch": single}
+
+
+def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | int]:
+    """The (N, M) split per K and what stage 2 appends: a prompt-tuned model appends as many items as
+    it was tuned with (its prompt length); otherwise all N."""
+    splits = {int(k): tuple(v) for k, v in cfg.extra.get("two_stage_splits", DEFAULT_SPLITS).items()}
+    default_append = cfg.extra.get("prompt_length", 1) if "prompt" in cfg.stages.split(",") else "all"
+    return splits, cfg.extra.get("two_stage_append", default_append)
+
+
+def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:
+    """Validation metrics of the two-stage recall at K=10, with the run's split and append option: what
+    prompt-tuning (and the inference user vector after it) is selected on."""
+    splits, append = recall_options(cfg)
+    return evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: splits.get(10, (9, 1))},
+                           append=append, batch_size=cfg.eval_batch)
+
+
+def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:
+    """For a model with a user module: serve each user's own vector or the unknown-user vector, chosen on
+    validation (two-stage NDCG@10 after prompt-tuning, else one-stage) by `pick_infer_user`; `--set
+    infer_user=own|unknown` forces it. Returns both validation figures and the choice ({} without a module)."""
+    if getattr(model, "user_emb", None) is None:
+        return {}
+    want = cfg.extra.get("infer_user", "auto")
+    if want not in ("auto", "own", "unknown"):
+        raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
+    scores = {}
+    for how in ("own", "unknown"):
+        model.cfg.infer_user = how
+        if "prompt" in cfg.stages.split(","):
+            v = valid_two_stage(cfg, model, split)
+        else:
+            v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
+        scores[how] = v["NDCG@10"]
+    margin = float(cfg.extra.get("infer_user_margin", INFER_USER_MARGIN))
+    model.cfg.infer_user = pick_infer_user(scores, margin) if want == "auto" else want
+    log(f"inference user vector: {model.cfg.infer_user} (valid NDCG@10 own {scores['own']:.4f}, "
+        f"unknown {scores['unknown']:.4f})")
+    return {"chosen": model.cfg.infer_user, "valid_NDCG@10": scores, "how": want, "margin": margin}
+
+
+def final_metrics(cfg: TrainConfig, model, split: Split) -> dict:
+    """Validation and test metrics of the best model; for GPT models also the two-stage recall's."""
+    valid = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
+    test = evaluate(model, split.test_hist, split.test_target, split.users, cfg.eval_batch)
+    out = {"valid": valid, "test": test}
+    if getattr(model, "kind", "") == "gpt":  # the recall the service runs: two stages, each K its own split
+        splits, append = recall_options(cfg)
+        out["test_two_stage"] = evaluate_recall(model, split.test_hist, split.test_target, split.users,
+                                                splits, append=append, batch_size=cfg.eval_batch)
+        out["test_two_stage"]["append"] = append
+    return out
+
+
+@dataclass
+class Stage:
+    """One training stage: its loss on a batch of windows, learning rate and validation score."""
+
+    name: str
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (windows (B, L+1), users (B,)) -> loss
+    lr: float
+    validate: Callable[[], dict]  # -> {"valid": {...}, optional extra blocks, "select": float}
+    # called before each epoch with all training windows (U', L + 1) and their users (U',)
+    on_epoch_start: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+    soup: int = 0  # > 1: the stage ends with the greedy soup of its `soup` best epochs (model/soup.py)
+    # a seed for torch's RNG (dropout) at the stage's start; NOTE: the prompt stage has one, so that
+    # `--stages prompt --init RUN` repeats the prompt stage of `--stages pretrain,prompt` to the digit
+    seed: int | None = None
+
+
+def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
+    sampler = NegativeSampler(model.cfg.n_items, counts, cfg.sampler).to(model.item_embeddings().device)
+
+    def one_stage() -> dict:
+        v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
+        return {"valid": v, "select": v["NDCG@10"]}
+
+    stages = []
+    names = cfg.stages.split(",")
+    if "prompt" in names and cfg.model not in ("recgpt", "sasrec"):
+        raise ValueError(f"prompt-tuning needs a GPT model (recgpt or sasrec), not {cfg.model!r}")
+    for name in names:
+        if name == "pretrain":
+            stages.append(Stage("pretrain", lambda b, u: pretrain_loss(cfg, model, b, u, sampler), cfg.lr, one_stage,
+                                soup=int(cfg.extra.get("pretrain_soup", 0))))
+        elif name == "prompt":
+            pcfg = PromptConfig.from_extra(cfg.extra)
+            freeze(model, pcfg.freeze)
+
+            def two_stage() -> dict:
+                # NOTE: prompt-tuning is selected on the recall it is for: two-stage NDCG@10 on validation
+                v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
+                v2 = valid_two_stage(cfg, model, split)
+                return {"valid": v, "valid_two_stage": v2, "select": v2["NDCG@10"]}
+
+            # regenerate="epoch": the prompts of the whole epoch come from the model as it was at its start
+            cache = PromptCache(pcfg) if pcfg.regenerate == "epoch" and pcfg.length > 0 else None
+            refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
+            stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
+                model, b, u, pcfg, sampler, cfg.n_neg, cache), float(cfg.extra.get("prompt_lr", 5e-4)), two_stage,
+                refresh, soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed))
+        else:
+            raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
+    return stages
