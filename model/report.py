@@ -74,3 +74,76 @@ def compare_runs(
         each = " (each data set its own)" if len(base_of) > 1 else ""
         lines.append(f"\nbase: {names}, block {baseline_block!r}{each}")
     return "\n".join(lines) + "\n", rows
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1, as "mean ± std over n seeds"; 0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+
+
+def parse_group(spec: str) -> tuple[str, list[str]]:
+    """'LABEL=RUN[:BLOCK],RUN[:BLOCK],...' -> (LABEL, [RUN[:BLOCK], ...]); the label ends at the last '='."""
+    label, eq, runs = spec.rpartition("=")
+    specs = [s for s in runs.split(",") if s]
+    if not (label and eq and specs):
+        raise ValueError(f"--group wants LABEL=RUN[:BLOCK],RUN[:BLOCK],..., not {spec!r}")
+    return label, specs
+
+
+def seed_groups(groups: Sequence[tuple[str, Sequence[str]]], block: str = "test",
+                baseline: str | None = None) -> tuple[str, list[dict]]:
+    """One row a group of runs (the same setting over several seeds): each metric's mean ± sample std over the
+    group's runs. With `baseline` (one group's label) also the paired relative change in HR@10 and NDCG@10: the
+    i-th run of a group against the i-th run of the baseline group, which must have the same seed, summarised as
+    mean ± std and min..max over the pairs, and how many pairs reach +3%. Pairing by seed removes what a seed
+    moves in both (the data order, the shared pre-training) from the spread of the difference."""
+    rows, runs_of = [], {}
+    for label, specs in groups:
+        if label in runs_of:
+            raise ValueError(f"two groups named {label!r}")
+        runs = []
+        for spec in specs:
+            d, blk = split_block(spec, block)
+            m = load_run(d)
+            if blk not in m:
+                raise KeyError(f"{d}: metrics.json has no {blk!r} block (has {sorted(m)})")
+            runs.append({"run": d, "block": blk, "seed": m.get("seed"), "data": m.get("data"), **m[blk]})
+        if len({r["data"] for r in runs}) > 1:
+            raise ValueError(f"group {label!r} mixes data sets: {sorted({str(r['data']) for r in runs})}")
+        runs_of[label] = runs
+        row = {"group": label, "n": len(runs), "data": runs[0]["data"], "seeds": [r["seed"] for r in runs],
+               "runs": [f"{r['run']}:{r['block']}" for r in runs]}
+        for c in COLUMNS:
+            row[c], row[f"{c} std"] = _mean_std([r[c] for r in runs])
+        rows.append(row)
+    if baseline is not None:
+        if baseline not in runs_of:
+            raise ValueError(f"--paired-baseline {baseline!r} is not a group (groups: {list(runs_of)})")
+        base = runs_of[baseline]
+        for row in rows:
+            runs = runs_of[row["group"]]
+            if [r["seed"] for r in runs] != [b["seed"] for b in base] or runs[0]["data"] != base[0]["data"]:
+                raise ValueError(f"group {row['group']!r} (seeds {row['seeds']}) does not pair with {baseline!r} "
+                                 f"(seeds {[b['seed'] for b in base]}): same data set and seeds, in the same order")
+            for c in REL_COLUMNS:
+                rel = [r[c] / b[c] - 1.0 for r, b in zip(runs, base, strict=True)]
+                row[f"{c} vs base"] = rel
+                row[f"{c} vs base mean"], row[f"{c} vs base std"] = _mean_std(rel)
+    rel = REL_COLUMNS if baseline is not None else []
+    head = ("| group | n | seeds | " + " | ".join(COLUMNS)
+            + "".join(f" | {c} vs base (paired) | {c} pairs >= +3%" for c in rel) + " |")
+    lines = [head, "|" + "---|" * (3 + len(COLUMNS) + 2 * len(rel))]
+    for r in rows:
+        cells = [f"{r[c]:.4f} ± {r[f'{c} std']:.4f}" for c in COLUMNS]
+        for c in rel:
+            v = r[f"{c} vs base"]
+            cells += [f"{100 * r[f'{c} vs base mean']:+.1f}% ± {100 * r[f'{c} vs base std']:.1f} "
+                      f"({100 * min(v):+.1f}..{100 * max(v):+.1f})", f"{sum(x >= 0.03 for x in v)}/{len(v)}"]
+        lines.append(f"| {r['group']} | {r['n']} | {','.join(map(str, r['seeds']))} | " + " | ".join(cells) + " |")
+    lines.append("\nmean ± sample std over each group's runs" + (f"; paired: each run against the run of group "
+                                                                 f"{baseline!r} with its seed" if rel else ""))
+    lines += [f"- {r['group']}: " + ", ".join(Path(s.rsplit(':', 1)[0]).name + ":" + s.rsplit(":", 1)[1]
+                                             for s in r["runs"]) for r in rows]
+    return "\n".join(lines) + "\n", rows

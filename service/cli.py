@@ -55,9 +55,18 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
-    from model.report import compare_runs
+    from model.report import compare_runs, parse_group, seed_groups
 
-    table, rows = compare_runs(a.runs, block=a.block, baseline=a.baseline, baseline_block=a.baseline_block)
+    if bool(a.runs) == bool(a.group):
+        raise ValueError("eval wants run folders, or --group LABEL=RUN,RUN,... (one or more), not both")
+    if a.group:
+        if a.baseline:
+            raise ValueError("with --group, name the baseline group with --paired-baseline LABEL, not --baseline")
+        table, rows = seed_groups([parse_group(g) for g in a.group], block=a.block, baseline=a.paired_baseline)
+    else:
+        if a.paired_baseline:
+            raise ValueError("--paired-baseline names a --group")
+        table, rows = compare_runs(a.runs, block=a.block, baseline=a.baseline, baseline_block=a.baseline_block)
     print(table)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -302,12 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval", help="compare finished runs: a markdown table (and JSON with --out)")
-    e.add_argument("runs", nargs="+", help="run folders; RUN:BLOCK overrides --block for one run")
+    e.add_argument("runs", nargs="*", help="run folders; RUN:BLOCK overrides --block for one run")
     e.add_argument("--block", default="test", help="test | valid | test_two_stage")
     e.add_argument("--out", help="write OUT.md and OUT.json")
     e.add_argument("--baseline", action="append", help="a run folder: add each run's relative HR@10 and NDCG@10 "
                    "against it; repeated (one per data set): each run against its own data set's")
     e.add_argument("--baseline-block", default="test", help="the baseline's block (default: one-stage test)")
+    e.add_argument("--group", action="append", metavar="LABEL=RUN[:BLOCK],...",
+                   help="instead of run rows: one row a group of runs (one setting, several seeds), mean ± std")
+    e.add_argument("--paired-baseline", metavar="LABEL", help="with --group: each group's relative HR@10 and "
+                   "NDCG@10 against this group, run by run of the same seed (mean ± std, min..max)")
     e.set_defaults(fn=_cmd_eval)
     x = sub.add_parser("experiments", help="generate docs/results: the main table or the ablations (runs are reused)")
     x.add_argument("which", choices=["main", "ablations", "splits"])
