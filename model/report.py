@@ -28,6 +28,15 @@ def split_block(spec: str | Path, default: str) -> tuple[str, str]:
     return (run, block) if sep and block in BLOCKS else (str(spec), default)
 
 
+def load_block(spec: str | Path, default: str) -> tuple[str, str, dict]:
+    """'RUN_DIR[:BLOCK]' -> (RUN_DIR, BLOCK, the run's whole metrics.json); an error when it lacks the block."""
+    d, blk = split_block(spec, default)
+    m = load_run(d)
+    if blk not in m:
+        raise KeyError(f"{d}: metrics.json has no {blk!r} block (has {sorted(m)})")
+    return d, blk, m
+
+
 def compare_runs(
     run_dirs: Sequence[str | Path], block: str = "test", baseline: str | Path | Sequence[str | Path] | None = None,
     baseline_block: str = "test",
@@ -39,10 +48,7 @@ def compare_runs(
     (one-stage test by default: "our SASRec" is scored one-stage)."""
     rows = []
     for spec in run_dirs:
-        d, blk = split_block(spec, block)
-        m = load_run(d)
-        if blk not in m:
-            raise KeyError(f"{d}: metrics.json has no {blk!r} block (has {sorted(m)})")
+        d, blk, m = load_block(spec, block)
         rows.append({"run": d, "block": blk, "model": m.get("model"), "data": m.get("data"), "loss": m.get("loss"),
                      "wall_s": m.get("wall_s"), "epochs": m.get("epochs"), **m[blk]})
     baselines = [baseline] if isinstance(baseline, (str, Path)) else list(baseline or [])
@@ -105,10 +111,7 @@ def seed_groups(groups: Sequence[tuple[str, Sequence[str]]], block: str = "test"
             raise ValueError(f"two groups named {label!r}")
         runs = []
         for spec in specs:
-            d, blk = split_block(spec, block)
-            m = load_run(d)
-            if blk not in m:
-                raise KeyError(f"{d}: metrics.json has no {blk!r} block (has {sorted(m)})")
+            d, blk, m = load_block(spec, block)
             runs.append({"run": d, "block": blk, "seed": m.get("seed"), "data": m.get("data"), **m[blk]})
         if len({r["data"] for r in runs}) > 1:
             raise ValueError(f"group {label!r} mixes data sets: {sorted({str(r['data']) for r in runs})}")
