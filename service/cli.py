@@ -58,7 +58,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     from model.report import compare_runs, parse_group, seed_groups
 
     if bool(a.runs) == bool(a.group):
-        raise ValueError("eval wants run folders, or --group LABEL=RUN,RUN,... (one or more), not both")
+        raise ValueError("eval wants run folders or --group LABEL=RUN,RUN,... (one or more): one of the two")
     if a.group:
         if a.baseline:
             raise ValueError("with --group, name the baseline group with --paired-baseline LABEL, not --baseline")
