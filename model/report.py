@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .evaluate import KS
 
 COLUMNS = [f"HR@{k}" for k in KS] + [f"NDCG@{k}" for k in KS]
@@ -84,9 +86,8 @@ def compare_runs(
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1, as "mean ± std over n seeds"; 0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    # the main table's convention (experiments._fmt): numpy, ddof=1
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def parse_group(spec: str) -> tuple[str, list[str]]:
@@ -147,6 +148,6 @@ def seed_groups(groups: Sequence[tuple[str, Sequence[str]]], block: str = "test"
         lines.append(f"| {r['group']} | {r['n']} | {','.join(map(str, r['seeds']))} | " + " | ".join(cells) + " |")
     lines.append("\nmean ± sample std over each group's runs" + (f"; paired: each run against the run of group "
                                                                  f"{baseline!r} with its seed" if rel else ""))
-    lines += [f"- {r['group']}: " + ", ".join(Path(s.rsplit(':', 1)[0]).name + ":" + s.rsplit(":", 1)[1]
-                                             for s in r["runs"]) for r in rows]
+    lines += [f"- {label}: " + ", ".join(f"{Path(r['run']).name}:{r['block']}" for r in runs)
+              for label, runs in runs_of.items()]
     return "\n".join(lines) + "\n", rows
