@@ -31,7 +31,7 @@ from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .plots import plot_curves
 from .soup import greedy_soup, keep_epoch
-from .stages import Stage, choose_infer_user, final_metrics, make_stages, single_vs_soup
+from .stages import DEFAULT_PRETRAIN_SOUP, Stage, choose_infer_user, final_metrics, make_stages, single_vs_soup
 from .user_module import DEFAULT_USER_MODULE, resolve_user_module, saved_user_module
 
 MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "comirec", "recgpt")
@@ -138,6 +138,18 @@ def _write_json(path: Path, obj) -> None:
 
 def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     """Train (or resume) one run and write its folder; returns the final metrics."""
+    # NOTE: with two torch threads on the CPU, two runs of one seed drifted apart from the third epoch on
+    # (the fourth digit of the loss, then the best epoch); torch's deterministic algorithms make them repeat to
+    # the digit (tests/model/test_train.py). warn_only: an op without a deterministic kernel warns, not fails.
+    was = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _run(cfg, resume, log)
+    finally:
+        torch.use_deterministic_algorithms(was[0], warn_only=was[1])
+
+
+def _run(cfg: TrainConfig, resume: bool, log) -> dict:
     out = Path(cfg.out)
     if resume:
         if not (out / "config.json").exists():
@@ -146,6 +158,7 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         saved["epochs"] = max(saved["epochs"], cfg.epochs) if cfg.epochs else saved["epochs"]
         if saved["model"] == "recgpt":
             saved["extra"]["user_module"] = saved_user_module(saved)
+        saved["extra"].setdefault("pretrain_soup", 0)  # NOTE: a config without the key predates the default
         cfg = TrainConfig(**saved)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
@@ -162,6 +175,8 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     if cfg.stages is None:
         cfg.stages = "pretrain,prompt" if cfg.model == "recgpt" else "pretrain"
     resolve_user_module(cfg)
+    if cfg.model != "pop" and "pretrain" in cfg.stages.split(","):
+        cfg.extra.setdefault("pretrain_soup", DEFAULT_PRETRAIN_SOUP)  # recorded, so that --resume keeps it
     _write_json(out / "config.json", asdict(cfg))
     data.idmap.save(out / "idmap.json")
     counts = np.bincount(np.concatenate(split.train), minlength=data.n_items + 1)

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from model.checkpoint import load_weights
 from model.soup import greedy_soup, keep_epoch, kept_epochs
 from model.train import TrainConfig, run
 
@@ -70,3 +71,24 @@ def test_prompt_stage_from_init_repeats_the_in_process_stage_and_records_its_sou
     if len(soup["epochs"]) > 1:  # the soup is what was saved and tested
         assert (tmp_path / "both" / "prompt.soup.safetensors").exists()
         assert soup["test_NDCG@10_not_for_selection"]["soup"]["test"] == pytest.approx(both["test"]["NDCG@10"])
+
+
+@pytest.mark.parametrize("model_name", ["sasrec", "comirec"])
+def test_pretraining_ends_with_its_soup_by_default_and_pretrain_soup_0_keeps_the_best_epoch(tmp_path, model_name):
+    souped = run(TrainConfig(model=model_name, out=str(tmp_path / "soup"), threads=1, **FAST), log=lambda *_: None)
+    plain = run(TrainConfig(model=model_name, out=str(tmp_path / "plain"), extra={"pretrain_soup": 0}, threads=1,
+                            **FAST), log=lambda *_: None)
+    info = souped["soup"]["pretrain"]
+    # the soup changes only how the stage ends: both runs trained the same epochs, and the soup's first
+    # ingredient is the epoch the plain run ends with
+    assert info["best_single"] == pytest.approx(plain["valid"]["NDCG@10"], abs=1e-9)
+    assert info["valid_select"] >= info["best_single"]
+    assert souped["valid"]["NDCG@10"] == pytest.approx(info["valid_select"], abs=1e-9)
+    assert "soup" not in plain and not list((tmp_path / "plain").glob("pretrain.soup.*"))
+    final = load_weights(tmp_path / "soup" / "best.safetensors")
+    kept = "pretrain.soup.safetensors" if len(info["epochs"]) > 1 else "pretrain.best.safetensors"
+    assert all(torch.equal(final[k], v) for k, v in load_weights(tmp_path / "soup" / kept).items())
+    assert not list((tmp_path / "soup").glob("pretrain.epoch*.safetensors"))
+    # config.json records the choice, so that a --resume keeps it
+    assert json.loads((tmp_path / "soup" / "config.json").read_text())["extra"]["pretrain_soup"] == 5
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["extra"]["pretrain_soup"] == 0
