@@ -81,6 +81,8 @@ def _appended(ids1: np.ndarray, append: str | int) -> np.ndarray:
         return ids1
     if append == "reversed":
         return ids1[:, ::-1]
+    if int(append) < 1:
+        raise ValueError(f"two-stage recall appends 'all', 'reversed' or j >= 1 items, not {append!r}")
     return ids1[:, : int(append)]
 
 

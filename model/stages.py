@@ -76,10 +76,14 @@ def single_vs_soup(cfg: TrainConfig, model, split: Split, out: Path, stage: str)
 
 def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | int]:
     """The (N, M) split per K and what stage 2 appends: a prompt-tuned model appends as many items as
-    it was tuned with (its prompt length); otherwise all N."""
+    it was tuned with (its prompt length; the control, prompt length 0, appends 1); otherwise all N."""
     splits = {int(k): tuple(v) for k, v in cfg.extra.get("two_stage_splits", DEFAULT_SPLITS).items()}
-    default_append = cfg.extra.get("prompt_length", 1) if "prompt" in cfg.stages.split(",") else "all"
-    return splits, cfg.extra.get("two_stage_append", default_append)
+    # NOTE: prompt length 0 once meant "append 0 items", and the run crashed at its first prompt-stage validation
+    default_append = max(int(cfg.extra.get("prompt_length", 1)), 1) if "prompt" in cfg.stages.split(",") else "all"
+    append = cfg.extra.get("two_stage_append", default_append)
+    if append not in ("all", "reversed") and not (str(append).isdigit() and int(append) >= 1):
+        raise ValueError(f"two_stage_append must be 'all', 'reversed' or a count >= 1, not {append!r}")
+    return splits, append
 
 
 def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:

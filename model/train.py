@@ -31,7 +31,15 @@ from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .plots import plot_curves
 from .soup import greedy_soup, keep_epoch
-from .stages import DEFAULT_PRETRAIN_SOUP, Stage, choose_infer_user, final_metrics, make_stages, single_vs_soup
+from .stages import (
+    DEFAULT_PRETRAIN_SOUP,
+    Stage,
+    choose_infer_user,
+    final_metrics,
+    make_stages,
+    recall_options,
+    single_vs_soup,
+)
 from .user_module import DEFAULT_USER_MODULE, resolve_user_module, saved_user_module
 
 MODELS = ("pop", "gru4rec", "sasrec", "bert4rec", "comirec", "recgpt")
@@ -175,8 +183,10 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
     if cfg.stages is None:
         cfg.stages = "pretrain,prompt" if cfg.model == "recgpt" else "pretrain"
     resolve_user_module(cfg)
-    if cfg.model != "pop" and "pretrain" in cfg.stages.split(","):
-        cfg.extra.setdefault("pretrain_soup", DEFAULT_PRETRAIN_SOUP)  # recorded, so that --resume keeps it
+    if cfg.model != "pop":
+        recall_options(cfg)  # a bad two-stage option fails now, not after the first stage's training
+        if "pretrain" in cfg.stages.split(","):
+            cfg.extra.setdefault("pretrain_soup", DEFAULT_PRETRAIN_SOUP)  # recorded, so that --resume keeps it
     _write_json(out / "config.json", asdict(cfg))
     data.idmap.save(out / "idmap.json")
     counts = np.bincount(np.concatenate(split.train), minlength=data.n_items + 1)

@@ -46,6 +46,13 @@ class Variant(BaseModel):
             raise ValueError(f"splits: N must be 1..K for each K, not {bad}")
         return v
 
+    @field_validator("append")
+    @classmethod
+    def _check_append(cls, v: str | int | None) -> str | int | None:
+        if v is None or v in ("all", "reversed") or (str(v).isdigit() and int(v) >= 1):
+            return v if v is None or v in ("all", "reversed") else int(v)
+        raise ValueError(f"append: 'all', 'reversed' or a count >= 1, not {v!r}")
+
     def n_m(self, k: int) -> tuple[int, int]:
         """The (N, M) split of K: N from `splits` for that K, else round(split * K), at least 1."""
         n = self.splits[k] if k in self.splits else min(k, max(1, round(self.split * k)))

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from model.stages import recall_options
 from model.train import TrainConfig, resolve_device, run
 
 FAST = dict(data="synthetic", epochs=6, patience=6, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
@@ -182,3 +183,16 @@ def test_two_runs_of_one_seed_repeat_to_the_digit_with_two_threads(tmp_path):
 
     assert rows("a") == rows("b") and len(rows("a")) == 4
     assert not torch.are_deterministic_algorithms_enabled()  # run() leaves the process as it found it
+
+
+def test_two_stage_options_fail_before_training_and_the_control_appends_one_item(tmp_path):
+    with pytest.raises(ValueError, match="two_stage_append"):
+        run(TrainConfig(data="synthetic", model="sasrec", out=str(tmp_path / "bad"), extra={"two_stage_append": 0}),
+            log=lambda *_: None)
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # it failed before the first epoch
+    # NOTE: the control (prompt length 0) once appended 0 items and crashed at its first prompt-stage validation
+    control = TrainConfig(data="synthetic", model="recgpt", stages="pretrain,prompt", extra={"prompt_length": 0})
+    assert recall_options(control)[1] == 1
+    assert recall_options(TrainConfig(data="synthetic", model="recgpt", stages="pretrain,prompt",
+                                      extra={"prompt_length": 3}))[1] == 3
+    assert recall_options(TrainConfig(data="synthetic", model="sasrec", stages="pretrain"))[1] == "all"

@@ -39,6 +39,8 @@ def test_bad_variant_files(tmp_path: Path) -> None:
         {"variants": [{"name": "a", "splt": 1}]},
         {"variants": [{"name": "a", "splits": {10: 11}}]},
         {"variants": [{"name": "a", "splits": {10: 0}}]},
+        {"variants": [{"name": "a", "append": 0}]},
+        {"variants": [{"name": "a", "append": "best"}]},
     ):
         p = tmp_path / "v.yaml"
         p.write_text(yaml.safe_dump(bad))
