@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The session-12 Beauty seed tables (docs/results/beauty_seeds_vs_sasrec.md, beauty_seeds_vs_souped_sasrec.md)
+# The session-12 Beauty seed tables (docs/results/beauty_seeds_vs_sasrec.md, beauty_seeds_vs_souped_sasrec.md) and the
+# session-14 control from the souped pre-training (beauty_souped_control_s14.md)
 # from the committed run folders; run from the repository root. Trained by the commands in docs/results/README.md.
 set -e
 R=docs/results/runs
@@ -13,3 +14,7 @@ ${RECGPT:-.venv/bin/recgpt} eval --group "sasrec (ce) + pre-training soup=$R/bea
   --group "recgpt two-stage (prompt stage from sasrec (ce))=$G2" \
   --group "recgpt two-stage (prompt stage from the souped sasrec)=$R/beauty-s12-recgpt-from-soup-s1:test_two_stage,$R/beauty-s12-recgpt-from-soup-s2:test_two_stage,$R/beauty-s12-recgpt-from-soup-s3:test_two_stage" \
   --paired-baseline "sasrec (ce) + pre-training soup" --out docs/results/beauty_seeds_vs_souped_sasrec
+${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s13-check4-sasrec:test $R/beauty-s14-control-s1:test \
+  $R/beauty-s14-control-s1:test_two_stage $R/beauty-s13-check4-recgpt:test $R/beauty-s13-check4-recgpt:test_two_stage \
+  $R/beauty-s12-recgpt-from-soup-s1:test $R/beauty-s12-recgpt-from-soup-s1:test_two_stage \
+  --baseline $R/beauty-s13-check4-sasrec --out docs/results/beauty_souped_control_s14
