@@ -75,15 +75,23 @@ def multi_interest_search(search: SearchFn, interests: np.ndarray, k: int, exclu
     return out_ids, out_sc
 
 
+def parse_append(append: str | int, name: str = "append") -> str | int:
+    """What stage 2 appends, checked: 'all', 'reversed', or a count j >= 1 (returned as an int)."""
+    if append in ("all", "reversed"):
+        return append
+    if str(append).isdigit() and int(append) >= 1:
+        return int(append)
+    raise ValueError(f"{name} must be 'all', 'reversed' or a count >= 1, not {append!r}")
+
+
 def _appended(ids1: np.ndarray, append: str | int) -> np.ndarray:
     """Which stage-1 items go into the sequence: 'all' (in rank order), 'reversed' (best last), or the top j."""
+    append = parse_append(append)
     if append == "all":
         return ids1
     if append == "reversed":
         return ids1[:, ::-1]
-    if int(append) < 1:
-        raise ValueError(f"two-stage recall appends 'all', 'reversed' or j >= 1 items, not {append!r}")
-    return ids1[:, : int(append)]
+    return ids1[:, :append]
 
 
 @torch.no_grad()

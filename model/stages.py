@@ -15,7 +15,7 @@ from .data import Split
 from .evaluate import evaluate
 from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
 from .prompt import PromptCache, PromptConfig, freeze, prompt_loss
-from .recall import DEFAULT_SPLITS, evaluate_recall
+from .recall import DEFAULT_SPLITS, evaluate_recall, parse_append
 from .user_module import INFER_USER_MARGIN, pick_infer_user
 
 if TYPE_CHECKING:
@@ -80,10 +80,7 @@ def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | 
     splits = {int(k): tuple(v) for k, v in cfg.extra.get("two_stage_splits", DEFAULT_SPLITS).items()}
     # NOTE: prompt length 0 once meant "append 0 items", and the run crashed at its first prompt-stage validation
     default_append = max(int(cfg.extra.get("prompt_length", 1)), 1) if "prompt" in cfg.stages.split(",") else "all"
-    append = cfg.extra.get("two_stage_append", default_append)
-    if append not in ("all", "reversed") and not (str(append).isdigit() and int(append) >= 1):
-        raise ValueError(f"two_stage_append must be 'all', 'reversed' or a count >= 1, not {append!r}")
-    return splits, append
+    return splits, parse_append(cfg.extra.get("two_stage_append", default_append), "two_stage_append")
 
 
 def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:

@@ -27,6 +27,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from model.recall import parse_append
+
 
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -49,9 +51,7 @@ class Variant(BaseModel):
     @field_validator("append")
     @classmethod
     def _check_append(cls, v: str | int | None) -> str | int | None:
-        if v is None or v in ("all", "reversed") or (str(v).isdigit() and int(v) >= 1):
-            return v if v is None or v in ("all", "reversed") else int(v)
-        raise ValueError(f"append: 'all', 'reversed' or a count >= 1, not {v!r}")
+        return None if v is None else parse_append(v)
 
     def n_m(self, k: int) -> tuple[int, int]:
         """The (N, M) split of K: N from `splits` for that K, else round(split * K), at least 1."""
