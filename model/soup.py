@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -91,3 +91,33 @@ def greedy_soup(out: Path, stage: str, model: torch.nn.Module, validate: Callabl
 def _load_mean(model: torch.nn.Module, total: dict[str, torch.Tensor], n: int) -> None:
     state = model.state_dict()
     model.load_state_dict({k: (v / n).to(state[k].dtype) if v.is_floating_point() else v for k, v in total.items()})
+
+
+def mix_with_start(start: Path, model: torch.nn.Module, validate: Callable[[], float], alphas: Sequence[float]
+                   ) -> dict:
+    """Mix a fine-tuning stage's result with the weights it started from, (1 - a) * start + a * result, with
+    `a` chosen on validation among `alphas` and 1 (no mix), so the mix is never worse there than the result.
+
+    WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"): the line between a pre-trained
+    model and its fine-tuned copy often holds points better than either end. The model must hold the stage's
+    result (its soup or best epoch) when called; it holds the chosen mix after."""
+    result = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    begin = load_weights(start)
+    scores: dict[float, float] = {}
+    for a in sorted({1.0, *(float(x) for x in alphas)}, reverse=True):  # ties: the larger a (nearer the result)
+        if not 0.0 <= a <= 1.0:
+            raise ValueError(f"mix_start weights must lie in [0, 1], not {a}")
+        model.load_state_dict(_mix(begin, result, a))
+        scores[a] = validate()
+    chosen = max(scores, key=lambda a: (scores[a], a))
+    model.load_state_dict(_mix(begin, result, chosen))
+    return {"alpha": chosen, "valid_select": scores[chosen], "unmixed": scores[1.0],
+            "tried": {str(a): s for a, s in scores.items()}}
+
+
+def _mix(begin: dict[str, torch.Tensor], end: dict[str, torch.Tensor], a: float) -> dict[str, torch.Tensor]:
+    """(1 - a) * begin + a * end for float weights (computed in float64); other tensors from `end`."""
+    if a == 1.0:
+        return end
+    return {k: ((1 - a) * begin[k].double() + a * v.double()).to(v.dtype) if v.is_floating_point() else v
+            for k, v in end.items()}

@@ -26,6 +26,22 @@ DEFAULT_PROMPT_SOUP = 5
 # NOTE: so does pre-training, of every trained model: a soup is never worse on validation than its best epoch, and
 # a baseline without it would lose 2-3% NDCG@10 that RecGPT's prompt stage gets from its own soup (docs/results)
 DEFAULT_PRETRAIN_SOUP = 5
+# the mixing weights `a` tried when prompt-tuning ends with (1 - a) * its start + a * its result (model/soup.py
+# mix_with_start; `--set mix_start=false` turns it off, `--set mix_start=[0.5,0.8]` tries other weights)
+MIX_ALPHAS = (0.9, 0.8, 0.7, 0.6, 0.5)
+DEFAULT_MIX_START = False
+
+
+def mix_alphas(value: bool | float | list) -> tuple[float, ...]:
+    """The `mix_start` option as the weights to try: false: none; true: MIX_ALPHAS; a number or a list: those."""
+    if value is False or value is None or value == 0:
+        return ()
+    if value is True:
+        return MIX_ALPHAS
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1 for a in values):
+        raise ValueError(f"mix_start takes true, false, or weights in [0, 1], not {value!r}")
+    return tuple(float(a) for a in values)
 
 
 def pretrain_loss(cfg: TrainConfig, model, batch: torch.Tensor, users: torch.Tensor, sampler: NegativeSampler
@@ -55,9 +71,9 @@ def pretrain_loss(cfg: TrainConfig, model, batch: torch.Tensor, users: torch.Ten
     return sampled_softmax_loss(hs, ts, table, negs, sampler.log_q)
 
 
-def single_vs_soup(cfg: TrainConfig, model, split: Split, out: Path, stage: str) -> dict:
-    """Test NDCG@10 (one-stage and, for GPT models, two-stage at K=10) of the stage's soup and of its best
-    single epoch; the model holds the soup before and after."""
+def test_of(cfg: TrainConfig, model, split: Split, out: Path, files: dict[str, str]) -> dict:
+    """For the record, not for selection: test NDCG@10 (one-stage and, for GPT models, two-stage at K=10) of
+    each weights file of the run folder ({label: file name}); the model holds best.safetensors after."""
     def scores() -> dict:
         one = evaluate(model, split.test_hist, split.test_target, split.users, cfg.eval_batch)["NDCG@10"]
         if getattr(model, "kind", "") != "gpt":
@@ -67,11 +83,12 @@ def single_vs_soup(cfg: TrainConfig, model, split: Split, out: Path, stage: str)
                               {10: splits.get(10, (9, 1))}, append=append, batch_size=cfg.eval_batch)["NDCG@10"]
         return {"test": one, "test_two_stage": two}
 
-    soup = scores()
-    load_checkpoint(out / f"{stage}.best.safetensors", model)
-    single = scores()
+    result = {}
+    for label, name in files.items():
+        load_checkpoint(out / name, model)
+        result[label] = scores()
     load_checkpoint(out / "best.safetensors", model)
-    return {"soup": soup, "best_single_epoch": single}
+    return result
 
 
 def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | int]:
@@ -142,6 +159,7 @@ class Stage:
     # a seed for torch's RNG (dropout) at the stage's start; NOTE: the prompt stage has one, so that
     # `--stages prompt --init RUN` repeats the prompt stage of `--stages pretrain,prompt` to the digit
     seed: int | None = None
+    mix: tuple[float, ...] = ()  # not empty: the stage ends by mixing its result with its start (model/soup.py)
 
 
 def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
@@ -174,7 +192,8 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
             refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
             stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
                 model, b, u, pcfg, sampler, cfg.n_neg, cache), float(cfg.extra.get("prompt_lr", 5e-4)), two_stage,
-                refresh, soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed))
+                refresh, soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
+                mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START))))
         else:
             raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
     return stages

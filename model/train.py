@@ -30,7 +30,7 @@ from .evaluate import evaluate
 from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .plots import plot_curves
-from .soup import greedy_soup, keep_epoch
+from .soup import greedy_soup, keep_epoch, mix_with_start
 from .stages import (
     DEFAULT_PRETRAIN_SOUP,
     Stage,
@@ -38,7 +38,7 @@ from .stages import (
     final_metrics,
     make_stages,
     recall_options,
-    single_vs_soup,
+    test_of,
 )
 from .user_module import DEFAULT_USER_MODULE, resolve_user_module, saved_user_module
 
@@ -135,9 +135,11 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
 
 
 def stage_result(out: Path, stage: str) -> Path:
-    """A finished stage's weights: its soup when it made one, else its best epoch."""
-    soup = out / f"{stage}.soup.safetensors"
-    return soup if soup.exists() else out / f"{stage}.best.safetensors"
+    """A finished stage's weights: its mix with its start, else its soup, else its best epoch."""
+    for end in ("mix", "soup"):
+        if (out / f"{stage}.{end}.safetensors").exists():
+            return out / f"{stage}.{end}.safetensors"
+    return out / f"{stage}.best.safetensors"
 
 
 def _write_json(path: Path, obj) -> None:
@@ -235,11 +237,19 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
         result["infer_user"] = {**choice, "test_NDCG@10_not_for_selection": {
             chosen: result["test"]["NDCG@10"], other: test_other}}
     soups = {p.name.split(".")[0]: json.loads(p.read_text()) for p in sorted(out.glob("*.soup.json"))}
+    last = (cfg.stages or "").split(",")[-1]
     if soups:
         result["soup"] = soups
-        last = cfg.stages.split(",")[-1]
         if len(soups.get(last, {}).get("epochs", [])) > 1:  # for the record, not for selection
-            result["soup"][last]["test_NDCG@10_not_for_selection"] = single_vs_soup(cfg, model, split, out, last)
+            files = {"soup": f"{last}.soup.safetensors", "best_single_epoch": f"{last}.best.safetensors"}
+            result["soup"][last]["test_NDCG@10_not_for_selection"] = test_of(cfg, model, split, out, files)
+    mixes = {p.name.split(".")[0]: json.loads(p.read_text()) for p in sorted(out.glob("*.mix.json"))}
+    if mixes:
+        result["mix_start"] = mixes
+        if mixes.get(last, {}).get("alpha", 1.0) < 1.0:  # for the record, not for selection
+            soup = out / f"{last}.soup.safetensors"
+            files = {"mixed": "best.safetensors", "unmixed": soup.name if soup.exists() else f"{last}.best.safetensors"}
+            result["mix_start"][last]["test_NDCG@10_not_for_selection"] = test_of(cfg, model, split, out, files)
     result.update(
         model=cfg.model, data=cfg.data, loss=cfg.loss, seed=cfg.seed, stages=cfg.stages if history else "",
         epochs=len(history), wall_s=round(time.time() - t0 + wall_before, 1),
@@ -279,10 +289,13 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
         history = [r for r in old if r["stage"] == stage.name and r["epoch"] <= meta["epoch"]]
         log(f"resuming {stage.name} of {out} after epoch {meta['epoch']} (best {best:.4f})")
     else:
-        for stale in (out / f"{stage.name}.soup.safetensors", out / f"{stage.name}.soup.json"):
-            stale.unlink(missing_ok=True)
+        for end in ("soup", "mix"):
+            for stale in (out / f"{stage.name}.{end}.safetensors", out / f"{stage.name}.{end}.json"):
+                stale.unlink(missing_ok=True)
         if stage.seed is not None:
             torch.manual_seed(stage.seed)
+        if stage.mix:  # the weights the stage starts from, for its mix at the end
+            save_checkpoint(out / f"{stage.name}.start.safetensors", model)
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in earlier + history))
     t_start = time.time() - wall_before
     bar = tqdm(range(start_epoch, cfg.epochs + 1), desc=f"{cfg.model} {stage.name}", unit="epoch",
@@ -326,6 +339,8 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
             break
     if stage.soup > 1:
         _soup(stage, model, out, log)
+    if stage.mix:
+        _mix_start(stage, model, out, log)
     (out / f"{stage.name}.done").touch()
     return history, wall_before
 
@@ -340,3 +355,16 @@ def _soup(stage: Stage, model, out: Path, log) -> None:
     if info:
         log(f"{stage.name} soup of epochs {info['epochs']}: valid {info['valid_select']:.4f} "
             f"(best single epoch {info['best_single']:.4f})")
+
+
+def _mix_start(stage: Stage, model, out: Path, log) -> None:
+    """End a stage by mixing its result with its start: STAGE.mix.safetensors (when a < 1) and STAGE.mix.json."""
+    load_checkpoint(stage_result(out, stage.name), model)
+    start = out / f"{stage.name}.start.safetensors"
+    info = mix_with_start(start, model, lambda: stage.validate()["select"], stage.mix)
+    if info["alpha"] < 1.0:
+        save_checkpoint(out / f"{stage.name}.mix.safetensors", model, meta={"alpha": info["alpha"]})
+    _write_json(out / f"{stage.name}.mix.json", info)
+    start.unlink()
+    log(f"{stage.name} mixed with its start: a={info['alpha']} valid {info['valid_select']:.4f} "
+        f"(unmixed {info['unmixed']:.4f})")

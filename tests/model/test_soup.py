@@ -5,8 +5,12 @@ import json
 import pytest
 import torch
 
-from model.checkpoint import load_weights
-from model.soup import greedy_soup, keep_epoch, kept_epochs
+from model.checkpoint import load_weights, save_checkpoint
+from model.data import leave_one_out, load_dataset
+from model.io import load_run_model
+from model.recall import evaluate_recall
+from model.soup import greedy_soup, keep_epoch, kept_epochs, mix_with_start
+from model.stages import MIX_ALPHAS, mix_alphas
 from model.train import TrainConfig, run
 
 FAST = dict(data="synthetic", epochs=4, patience=4, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
@@ -92,3 +96,56 @@ def test_pretraining_ends_with_its_soup_by_default_and_pretrain_soup_0_keeps_the
     # config.json records the choice, so that a --resume keeps it
     assert json.loads((tmp_path / "soup" / "config.json").read_text())["extra"]["pretrain_soup"] == 5
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["extra"]["pretrain_soup"] == 0
+
+
+@pytest.mark.parametrize("peak, chosen", [(3.5, 0.7), (6.0, 1.0), (-1.0, 0.5)])
+def test_mix_with_start_picks_the_weight_that_validates_best_and_never_loses_to_the_unmixed_result(
+        tmp_path, peak, chosen):
+    model = torch.nn.Linear(2, 1)
+    save_checkpoint(tmp_path / "start.safetensors", _at(model, 0.0))
+    _at(model, 5.0)  # the stage's result; a * 5 is the mixed weight
+
+    def validate() -> float:
+        return -abs(float(model.weight[0, 0].detach()) - peak)
+
+    info = mix_with_start(tmp_path / "start.safetensors", model, validate, (0.9, 0.7, 0.5))
+    assert info["alpha"] == chosen
+    assert info["unmixed"] == pytest.approx(-abs(5.0 - peak)) and info["valid_select"] >= info["unmixed"]
+    assert sorted(info["tried"]) == ["0.5", "0.7", "0.9", "1.0"]
+    assert torch.allclose(model.weight, torch.full_like(model.weight, 5.0 * chosen))
+    assert torch.allclose(model.bias, torch.full_like(model.bias, -5.0 * chosen))
+
+
+def test_mix_start_option():
+    assert mix_alphas(False) == () and mix_alphas(0) == () and mix_alphas(True) == MIX_ALPHAS
+    assert mix_alphas([0.5, 0.8]) == (0.5, 0.8) and mix_alphas(0.6) == (0.6,)
+    for bad in ([1.5], [], "yes", [True]):
+        with pytest.raises(ValueError, match="mix_start"):
+            mix_alphas(bad)
+
+
+def test_prompt_stage_mixed_with_its_start_is_what_the_run_keeps(tmp_path):
+    pre = tmp_path / "pre"
+    run(TrainConfig(model="recgpt", out=str(pre), stages="pretrain", **FAST), log=lambda *_: None)
+    out = tmp_path / "mixed"
+    res = run(TrainConfig(model="recgpt", out=str(out), stages="prompt", init=str(pre),
+                          extra={"mix_start": [0.5, 0.0]}, **FAST), log=lambda *_: None)
+    info = res["mix_start"]["prompt"]
+    assert sorted(info["tried"]) == ["0.0", "0.5", "1.0"] and info["valid_select"] >= info["unmixed"]
+    # a = 0 is the start itself: its validation is the pre-trained model's two-stage score
+    split = leave_one_out(load_dataset("synthetic"))
+    start_valid = evaluate_recall(load_run_model(pre), split.valid_hist, split.valid_target, split.users,
+                                  {10: (9, 1)}, append=1)["NDCG@10"]
+    assert info["tried"]["0.0"] == pytest.approx(start_valid, abs=1e-9)
+    assert not (out / "prompt.start.safetensors").exists()
+    final = load_weights(out / "best.safetensors")
+    if info["alpha"] < 1.0:
+        kept = load_weights(out / "prompt.mix.safetensors")
+        assert all(torch.equal(final[k], v) for k, v in kept.items())
+        both = info["test_NDCG@10_not_for_selection"]
+        assert both["mixed"]["test"] == pytest.approx(res["test"]["NDCG@10"])
+    else:
+        assert not (out / "prompt.mix.safetensors").exists()
+    if info["alpha"] == 0.0:
+        start = load_weights(pre / "best.safetensors")
+        assert all(torch.equal(final[k], v) for k, v in start.items())
