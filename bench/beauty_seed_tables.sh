@@ -18,3 +18,6 @@ ${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s13-check4-sasrec:test $R/beauty-s14-
   $R/beauty-s14-control-s1:test_two_stage $R/beauty-s13-check4-recgpt:test $R/beauty-s13-check4-recgpt:test_two_stage \
   $R/beauty-s12-recgpt-from-soup-s1:test $R/beauty-s12-recgpt-from-soup-s1:test_two_stage \
   --baseline $R/beauty-s13-check4-sasrec --out docs/results/beauty_souped_control_s14
+# session 15: the check's pair on the deterministic code, and prompt-tuning with mix_start=true (it kept a = 1)
+${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s15-sasrec-ce-s1:test $R/beauty-s15-recgpt-mix-s1:test \
+  $R/beauty-s15-recgpt-mix-s1:test_two_stage --baseline $R/beauty-s15-sasrec-ce-s1 --out docs/results/beauty_s15

@@ -107,15 +107,15 @@ def mix_with_start(start: Path, model: torch.nn.Module, validate: Callable[[], f
     for a in sorted({1.0, *(float(x) for x in alphas)}, reverse=True):  # ties: the larger a (nearer the result)
         if not 0.0 <= a <= 1.0:
             raise ValueError(f"mix_start weights must lie in [0, 1], not {a}")
-        model.load_state_dict(_mix(begin, result, a))
+        model.load_state_dict(interpolate(begin, result, a))
         scores[a] = validate()
     chosen = max(scores, key=lambda a: (scores[a], a))
-    model.load_state_dict(_mix(begin, result, chosen))
+    model.load_state_dict(interpolate(begin, result, chosen))
     return {"alpha": chosen, "valid_select": scores[chosen], "unmixed": scores[1.0],
             "tried": {str(a): s for a, s in scores.items()}}
 
 
-def _mix(begin: dict[str, torch.Tensor], end: dict[str, torch.Tensor], a: float) -> dict[str, torch.Tensor]:
+def interpolate(begin: dict[str, torch.Tensor], end: dict[str, torch.Tensor], a: float) -> dict[str, torch.Tensor]:
     """(1 - a) * begin + a * end for float weights (computed in float64); other tensors from `end`."""
     if a == 1.0:
         return end

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from bench.mix_start import main as bench_mix_start
 from model.checkpoint import load_weights, save_checkpoint
 from model.data import leave_one_out, load_dataset
 from model.io import load_run_model
@@ -124,7 +125,7 @@ def test_mix_start_option():
             mix_alphas(bad)
 
 
-def test_prompt_stage_mixed_with_its_start_is_what_the_run_keeps(tmp_path):
+def test_prompt_stage_mixed_with_its_start_is_what_the_run_keeps(tmp_path, capsys):
     pre = tmp_path / "pre"
     run(TrainConfig(model="recgpt", out=str(pre), stages="pretrain", **FAST), log=lambda *_: None)
     out = tmp_path / "mixed"
@@ -149,3 +150,14 @@ def test_prompt_stage_mixed_with_its_start_is_what_the_run_keeps(tmp_path):
     if info["alpha"] == 0.0:
         start = load_weights(pre / "best.safetensors")
         assert all(torch.equal(final[k], v) for k, v in start.items())
+
+    # bench/mix_start.py walks the same line after the fact: a = 0 is the start run, a = 1 the run's final model
+    threads = torch.get_num_threads()
+    try:
+        bench_mix_start([str(out), str(pre), "0", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    rows = [r.split("|")[1:-1] for r in capsys.readouterr().out.splitlines()[4:]]
+    test_at = {float(r[0]): float(r[3]) for r in rows}
+    assert test_at[1.0] == pytest.approx(res["test"]["NDCG@10"], abs=1e-5)
+    assert test_at[0.0] == pytest.approx(json.loads((pre / "metrics.json").read_text())["test"]["NDCG@10"], abs=1e-5)
