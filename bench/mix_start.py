@@ -18,9 +18,8 @@ import torch
 from model.data import leave_one_out, load_dataset
 from model.evaluate import evaluate
 from model.io import load_run_model
-from model.recall import evaluate_recall
 from model.soup import interpolate
-from model.stages import recall_options
+from model.stages import recall_options, two_stage_k10
 from model.train import TrainConfig
 
 
@@ -34,12 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(**json.loads((args.tuned / "config.json").read_text()))
     split = leave_one_out(load_dataset(cfg.data))
-    splits, append = recall_options(cfg)
-    k10 = {10: splits.get(10, (9, 1))}
+    splits, append = recall_options(cfg)  # for the table's title: two_stage_k10 uses the same
     model = load_run_model(args.tuned).eval()
     tuned = {k: v.clone() for k, v in model.state_dict().items()}
     start = load_run_model(args.start).state_dict()
-    print(f"NDCG@10 of (1 - a) * `{args.start}` + a * `{args.tuned}` (two-stage: K=10 split {k10[10]}, "
+    print(f"NDCG@10 of (1 - a) * `{args.start}` + a * `{args.tuned}` (two-stage: K=10 split {splits.get(10, (9, 1))}, "
           f"append {append})\n")
     print("| a | valid | valid two-stage | test | test two-stage |")
     print("|---|---|---|---|---|")
@@ -48,8 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         row = []
         for hist, target in ((split.valid_hist, split.valid_target), (split.test_hist, split.test_target)):
             one = evaluate(model, hist, target, split.users, cfg.eval_batch)["NDCG@10"]
-            two = evaluate_recall(model, hist, target, split.users, k10, append=append,
-                                  batch_size=cfg.eval_batch)["NDCG@10"]
+            two = two_stage_k10(cfg, model, hist, target, split.users)["NDCG@10"]
             row += [f"{one:.5f}", f"{two:.5f}"]
         print(f"| {a:g} | " + " | ".join(row) + " |", flush=True)
 

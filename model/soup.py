@@ -103,10 +103,11 @@ def mix_with_start(start: Path, model: torch.nn.Module, validate: Callable[[], f
     result (its soup or best epoch) when called; it holds the chosen mix after."""
     result = {k: v.detach().clone() for k, v in model.state_dict().items()}
     begin = load_weights(start)
+    tries = sorted({1.0, *(float(x) for x in alphas)}, reverse=True)  # ties: the larger a (nearer the result)
+    if not all(0.0 <= a <= 1.0 for a in tries):
+        raise ValueError(f"mix_start weights must lie in [0, 1], not {list(alphas)}")
     scores: dict[float, float] = {}
-    for a in sorted({1.0, *(float(x) for x in alphas)}, reverse=True):  # ties: the larger a (nearer the result)
-        if not 0.0 <= a <= 1.0:
-            raise ValueError(f"mix_start weights must lie in [0, 1], not {a}")
+    for a in tries:
         model.load_state_dict(interpolate(begin, result, a))
         scores[a] = validate()
     chosen = max(scores, key=lambda a: (scores[a], a))

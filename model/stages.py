@@ -3,11 +3,12 @@ validation, and the final metrics of the trained model (one-stage, two-stage rec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
@@ -78,9 +79,7 @@ def test_of(cfg: TrainConfig, model, split: Split, out: Path, files: dict[str, s
         one = evaluate(model, split.test_hist, split.test_target, split.users, cfg.eval_batch)["NDCG@10"]
         if getattr(model, "kind", "") != "gpt":
             return {"test": one}
-        splits, append = recall_options(cfg)
-        two = evaluate_recall(model, split.test_hist, split.test_target, split.users,
-                              {10: splits.get(10, (9, 1))}, append=append, batch_size=cfg.eval_batch)["NDCG@10"]
+        two = two_stage_k10(cfg, model, split.test_hist, split.test_target, split.users)["NDCG@10"]
         return {"test": one, "test_two_stage": two}
 
     result = {}
@@ -100,12 +99,18 @@ def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | 
     return splits, parse_append(cfg.extra.get("two_stage_append", default_append), "two_stage_append")
 
 
-def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:
-    """Validation metrics of the two-stage recall at K=10, with the run's split and append option: what
-    prompt-tuning (and the inference user vector after it) is selected on."""
+def two_stage_k10(cfg: TrainConfig, model, hist: Sequence[np.ndarray], target: np.ndarray, users: np.ndarray
+                  ) -> dict:
+    """Metrics of the two-stage recall at K=10, with the run's split and append option."""
     splits, append = recall_options(cfg)
-    return evaluate_recall(model, split.valid_hist, split.valid_target, split.users, {10: splits.get(10, (9, 1))},
-                           append=append, batch_size=cfg.eval_batch)
+    return evaluate_recall(model, hist, target, users, {10: splits.get(10, (9, 1))}, append=append,
+                           batch_size=cfg.eval_batch)
+
+
+def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:
+    """Two-stage metrics at K=10 on validation: what prompt-tuning (and the inference user vector after it) is
+    selected on."""
+    return two_stage_k10(cfg, model, split.valid_hist, split.valid_target, split.users)
 
 
 def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:

@@ -134,9 +134,10 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
     return archs[cfg.model](gcfg)
 
 
-def stage_result(out: Path, stage: str) -> Path:
-    """A finished stage's weights: its mix with its start, else its soup, else its best epoch."""
-    for end in ("mix", "soup"):
+def stage_result(out: Path, stage: str, ends: tuple[str, ...] = ("mix", "soup")) -> Path:
+    """A finished stage's weights: its mix with its start, else its soup, else its best epoch (`ends`: which
+    of the first two to look for)."""
+    for end in ends:
         if (out / f"{stage}.{end}.safetensors").exists():
             return out / f"{stage}.{end}.safetensors"
     return out / f"{stage}.best.safetensors"
@@ -247,8 +248,7 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
     if mixes:
         result["mix_start"] = mixes
         if mixes.get(last, {}).get("alpha", 1.0) < 1.0:  # for the record, not for selection
-            soup = out / f"{last}.soup.safetensors"
-            files = {"mixed": "best.safetensors", "unmixed": soup.name if soup.exists() else f"{last}.best.safetensors"}
+            files = {"mixed": "best.safetensors", "unmixed": stage_result(out, last, ends=("soup",)).name}
             result["mix_start"][last]["test_NDCG@10_not_for_selection"] = test_of(cfg, model, split, out, files)
     result.update(
         model=cfg.model, data=cfg.data, loss=cfg.loss, seed=cfg.seed, stages=cfg.stages if history else "",
