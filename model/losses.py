@@ -65,7 +65,10 @@ def sampled_softmax_loss(h: Tensor, targets: Tensor, table: Tensor, negatives: T
     return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
 
-def ce_loss(h: Tensor, targets: Tensor, table: Tensor, hard_negatives: Tensor | None = None) -> Tensor:
-    """Full-softmax cross-entropy over all items (negative log-likelihood of the real next item)."""
+def ce_loss(h: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Full-softmax cross-entropy over all items (negative log-likelihood of the real next item); with
+    weights (P,), their weighted mean over positions."""
     logits = h @ table[1:].T  # (P, n_items): padding row 0 left out, so class c is item c + 1
-    return F.cross_entropy(logits, targets - 1)
+    if weights is None:
+        return F.cross_entropy(logits, targets - 1)
+    return (F.cross_entropy(logits, targets - 1, reduction="none") * weights).sum() / weights.sum()

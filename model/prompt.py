@@ -35,6 +35,10 @@ class PromptConfig:
     loss: str = "ce"  # ce | sampled-softmax | bce
     hard_negatives: float = 0.0  # weight of a BCE term pushing down generated items that were not clicked
     regenerate: str = "step"  # step: by the current model at every step | epoch: once an epoch, by the model then
+    # loss weight of the positions whose input is a prompt item (segment 1) against 1 for the real positions; the
+    # loss is the weighted mean over positions (ce only). NOTE: with placement "last" those positions all predict
+    # each user's last training target, so w > 1 also weights the most recent item more
+    weight: float = 1.0
 
     @classmethod
     def from_extra(cls, extra: dict) -> PromptConfig:
@@ -46,6 +50,9 @@ class PromptConfig:
             raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
         if cfg.regenerate not in ("step", "epoch"):
             raise ValueError(f"prompt_regenerate must be step or epoch, not {cfg.regenerate!r}")
+        if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
+            raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
+                             f"not {cfg.weight!r}")
         return cfg
 
 
@@ -202,7 +209,8 @@ def prompt_loss(
     hs, ts = h[sel], y[sel]
     table = model.item_embeddings()
     if cfg.loss == "ce":
-        loss = ce_loss(hs, ts, table)
+        w = None if cfg.weight == 1 else torch.where(seg[sel] == 1, cfg.weight, 1.0)  # (P,)
+        loss = ce_loss(hs, ts, table, weights=w)
     elif cfg.loss == "bce":
         row = torch.arange(len(x), device=x.device)[:, None].expand_as(y)[sel]
         loss = bce_loss(hs, ts, table, sampler.draw_excluding((len(ts), max(1, n_neg)), batch[row]))

@@ -84,3 +84,26 @@ def test_regenerate_epoch_generates_once_an_epoch_not_at_every_step(monkeypatch,
     assert calls == [2000, 2000]  # the synthetic set's 2000 training windows, once in each prompt epoch
     with pytest.raises(ValueError, match="prompt_regenerate"):
         PromptConfig.from_extra({"prompt_regenerate": "never"})
+
+
+def test_prompt_weight_is_the_weighted_mean_of_the_positions_cross_entropy():
+    import torch.nn.functional as F
+
+    from model.losses import NegativeSampler
+    from model.prompt import prompt_loss
+
+    m = _model()
+    sampler = NegativeSampler(30)
+    x, seg, y, _ = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2), 100)
+    sel = y > 0
+    per = F.cross_entropy(m(x, USERS, seg)[sel] @ m.item_embeddings()[1:].T, y[sel] - 1, reduction="none")
+    on_prompt = seg[sel] == 1  # 2 rows x 2 prompt positions; 5 + 2 real (each row's first item has one too)
+    assert int(on_prompt.sum()) == 4 and len(per) == 11
+    with torch.no_grad():
+        for w in (1.0, 3.0, 0.5):
+            got = prompt_loss(m, BATCH, USERS, PromptConfig(length=2, weight=w), sampler, 1)
+            want = (per[~on_prompt].sum() + w * per[on_prompt].sum()) / (7 + 4 * w)
+            assert torch.allclose(got, want, atol=1e-6), w
+    for bad in ({"prompt_weight": 0}, {"prompt_weight": 2, "prompt_loss": "bce"}):
+        with pytest.raises(ValueError, match="prompt_weight"):
+            PromptConfig.from_extra(bad)
