@@ -39,20 +39,38 @@ def load_block(spec: str | Path, default: str) -> tuple[str, str, dict]:
     return d, blk, m
 
 
+def selected_on(run_dir: str | Path, m: dict) -> float | None:
+    """The validation NDCG@10 the run's final weights were chosen on: its last stage's mix with its start, else
+    that stage's soup, else the score of the stage's last best epoch in metrics.jsonl (two-stage validation for
+    prompt-tuning, one-stage otherwise); None when the run records none of them."""
+    last = str(m.get("stages", "pretrain")).split(",")[-1]
+    for end in ("mix_start", "soup"):
+        score = m.get(end, {}).get(last, {}).get("valid_select")
+        if score is not None:
+            return float(score)
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    best = [r for r in rows if r.get("stage") == last and r.get("best")]
+    return float(best[-1].get("valid_two_stage", best[-1]["valid"])["NDCG@10"]) if best else None
+
+
 def compare_runs(
     run_dirs: Sequence[str | Path], block: str = "test", baseline: str | Path | Sequence[str | Path] | None = None,
-    baseline_block: str = "test",
+    baseline_block: str = "test", selection: bool = False,
 ) -> tuple[str, list[dict]]:
     """One row a run: its model, data, loss, the metrics of its block, epochs, wall time. A run is a folder, or
     FOLDER:BLOCK (test, valid, test_two_stage) to override `block` for that row (e.g. SASRec one-stage beside
     RecGPT two-stage). With `baseline` (one run folder, or several: each row is compared with the baseline of
     its own data set) also each row's relative change in HR@10 and NDCG@10 against that run's `baseline_block`
-    (one-stage test by default: "our SASRec" is scored one-stage)."""
+    (one-stage test by default: "our SASRec" is scored one-stage). With `selection`, also the validation NDCG@10
+    each run's weights were chosen on (`selected_on`)."""
     rows = []
     for spec in run_dirs:
         d, blk, m = load_block(spec, block)
         rows.append({"run": d, "block": blk, "model": m.get("model"), "data": m.get("data"), "loss": m.get("loss"),
                      "wall_s": m.get("wall_s"), "epochs": m.get("epochs"), **m[blk]})
+        if selection:
+            rows[-1]["valid_selected_on"] = selected_on(d, m)
     baselines = [baseline] if isinstance(baseline, (str, Path)) else list(baseline or [])
     rel = REL_COLUMNS if baselines else []
     base_of: dict[str | None, tuple[str, dict]] = {}  # data set -> (baseline folder, its block)
@@ -69,12 +87,15 @@ def compare_runs(
         for c in rel:
             if base is not None:
                 r[f"{c} vs base"] = r[c] / base[c] - 1.0
-    cols = COLUMNS + [f"{c} vs base" for c in rel]
+    sel = ["valid NDCG@10 selected on"] if selection else []
+    cols = COLUMNS + [f"{c} vs base" for c in rel] + sel
     head = "| run | block | model | data | loss | " + " | ".join(cols) + " | epochs | wall s |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + len(rel) + 7)]
+    lines = [head, "|" + "---|" * (len(cols) + 7)]
     for r in rows:
+        chosen = r.get("valid_selected_on")
         vals = " | ".join([f"{r[c]:.4f}" if c in r else "" for c in COLUMNS]
-                          + [f"{100 * r[f'{c} vs base']:+.1f}%" if f"{c} vs base" in r else "" for c in rel])
+                          + [f"{100 * r[f'{c} vs base']:+.1f}%" if f"{c} vs base" in r else "" for c in rel]
+                          + ["" if chosen is None else f"{chosen:.5f}" for _ in sel])
         lines.append(f"| {Path(r['run']).name} | {r['block']} | {r['model']} | {r['data']} | {r['loss']} | {vals} | "
                      f"{r['epochs']} | {r['wall_s']} |")
     if base_of:

@@ -66,7 +66,8 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     else:
         if a.paired_baseline:
             raise ValueError("--paired-baseline names a --group")
-        table, rows = compare_runs(a.runs, block=a.block, baseline=a.baseline, baseline_block=a.baseline_block)
+        table, rows = compare_runs(a.runs, block=a.block, baseline=a.baseline, baseline_block=a.baseline_block,
+                                   selection=a.selection)
     print(table)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -317,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--baseline", action="append", help="a run folder: add each run's relative HR@10 and NDCG@10 "
                    "against it; repeated (one per data set): each run against its own data set's")
     e.add_argument("--baseline-block", default="test", help="the baseline's block (default: one-stage test)")
+    e.add_argument("--selection", action="store_true", help="also the validation NDCG@10 each run's weights were "
+                   "chosen on (its mix, soup or best epoch)")
     e.add_argument("--group", action="append", metavar="LABEL=RUN[:BLOCK],...",
                    help="instead of run rows: one row a group of runs (one setting, several seeds), mean ± std")
     e.add_argument("--paired-baseline", metavar="LABEL", help="with --group: each group's relative HR@10 and "

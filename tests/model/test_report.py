@@ -71,3 +71,35 @@ def test_eval_groups_from_the_command_line(tmp_path, capsys):
     assert main(["eval", a[0], "--group", "a=" + a[1]]) == 2
     assert main(["eval", "--group", "a=" + a[1], "--baseline", a[0]]) == 2
     assert "--paired-baseline" in capsys.readouterr().err
+
+
+def test_selection_column_is_what_each_run_was_chosen_on(tmp_path):
+    from model.report import compare_runs, selected_on
+
+    mixed = _run(tmp_path, "mixed", 1, 0.05, 0.1)
+    souped = _run(tmp_path, "souped", 1, 0.05, 0.1)
+    plain = _run(tmp_path, "plain", 1, 0.05, 0.1)
+    pre = _run(tmp_path, "pre", 1, 0.05, 0.1)
+    for run, extra in [(mixed, {"stages": "pretrain,prompt", "soup": {"prompt": {"valid_select": 0.07}},
+                                "mix_start": {"prompt": {"valid_select": 0.071}}}),
+                       (souped, {"stages": "prompt", "soup": {"pretrain": {"valid_select": 0.05},
+                                                              "prompt": {"valid_select": 0.072}}}),
+                       (plain, {"stages": "pretrain,prompt", "soup": {"prompt": {}}}), (pre, {"stages": "pretrain"})]:
+        m = json.loads((Path(run) / "metrics.json").read_text()) | extra
+        (Path(run) / "metrics.json").write_text(json.dumps(m))
+    # plain: the prompt stage's last best epoch, on two-stage validation; pre: one-stage validation
+    def row(stage: str, epoch: int, best: bool, one: float, two: float | None = None) -> dict:
+        r = {"stage": stage, "epoch": epoch, "best": best, "valid": {"NDCG@10": one}}
+        return r | ({"valid_two_stage": {"NDCG@10": two}} if two is not None else {})
+
+    rows = [row("pretrain", 1, True, 0.01), row("prompt", 1, True, 0.02, 0.03), row("prompt", 2, True, 0.04, 0.06),
+            row("prompt", 3, False, 0.09, 0.09)]
+    (Path(plain) / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (Path(pre) / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    got = {Path(r).name: selected_on(r, json.loads((Path(r) / "metrics.json").read_text()))
+           for r in (mixed, souped, plain, pre)}
+    assert got == {"mixed": 0.071, "souped": 0.072, "plain": 0.06, "pre": 0.01}
+    table, _ = compare_runs([mixed, pre], selection=True)
+    assert table.splitlines()[0].endswith("| valid NDCG@10 selected on | epochs | wall s |")
+    assert "| 0.07100 |" in table.splitlines()[2] and "| 0.01000 |" in table.splitlines()[3]
+    assert "selected on" not in compare_runs([mixed])[0]
