@@ -95,7 +95,7 @@ def compare_runs(
         chosen = r.get("valid_selected_on")
         vals = " | ".join([f"{r[c]:.4f}" if c in r else "" for c in COLUMNS]
                           + [f"{100 * r[f'{c} vs base']:+.1f}%" if f"{c} vs base" in r else "" for c in rel]
-                          + ["" if chosen is None else f"{chosen:.5f}" for _ in sel])
+                          + ([f"{chosen:.5f}" if chosen is not None else ""] if selection else []))
         lines.append(f"| {Path(r['run']).name} | {r['block']} | {r['model']} | {r['data']} | {r['loss']} | {vals} | "
                      f"{r['epochs']} | {r['wall_s']} |")
     if base_of:
