@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The session-12 Beauty seed tables (docs/results/beauty_seeds_vs_sasrec.md, beauty_seeds_vs_souped_sasrec.md) and the
-# session-14 control from the souped pre-training (beauty_souped_control_s14.md)
+# session-14 control from the souped pre-training (beauty_souped_control_s14.md), session 15's pair (beauty_s15.md) and
+# session 16's prompt-stage options (beauty_prompt_options_s16.md, beauty_prompt_weight_s16.md)
 # from the committed run folders; run from the repository root. Trained by the commands in docs/results/README.md.
 set -e
 R=docs/results/runs
@@ -21,3 +22,16 @@ ${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s13-check4-sasrec:test $R/beauty-s14-
 # session 15: the check's pair on the deterministic code, and prompt-tuning with mix_start=true (it kept a = 1)
 ${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s15-sasrec-ce-s1:test $R/beauty-s15-recgpt-mix-s1:test \
   $R/beauty-s15-recgpt-mix-s1:test_two_stage --baseline $R/beauty-s15-sasrec-ce-s1 --out docs/results/beauty_s15
+# session 16: prompt-stage options from the check's SASRec (seed 1; k=1 "last" is session 15's run, whose SASRec
+# start repeats session 16's to the digit), with the validation figure each run was chosen on
+${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s16-sasrec-ce-s1:test $R/beauty-s15-recgpt-mix-s1:test_two_stage \
+  $R/beauty-s16-recgpt-replace-s1:test_two_stage $R/beauty-s16-recgpt-all-s1:test_two_stage \
+  $R/beauty-s16-recgpt-k2-s1:test_two_stage $R/beauty-s16-recgpt-w3-s1:test_two_stage \
+  --baseline $R/beauty-s16-sasrec-ce-s1 --selection --out docs/results/beauty_prompt_options_s16
+# session 16: prompt_weight=3 against the default (1) on seeds 1 and 2, paired with each seed's souped SASRec
+${RECGPT:-.venv/bin/recgpt} eval --group "sasrec (ce)=$R/beauty-s16-sasrec-ce-s1,$R/beauty-s16-sasrec-ce-s2" \
+  --group "recgpt two-stage, prompt_weight=1 (default)=$R/beauty-s15-recgpt-mix-s1:test_two_stage,$R/beauty-s16-recgpt-k1-s2:test_two_stage" \
+  --group "recgpt two-stage, prompt_weight=3=$R/beauty-s16-recgpt-w3-s1:test_two_stage,$R/beauty-s16-recgpt-w3-s2:test_two_stage" \
+  --group "recgpt one-stage, prompt_weight=1 (default)=$R/beauty-s15-recgpt-mix-s1,$R/beauty-s16-recgpt-k1-s2" \
+  --group "recgpt one-stage, prompt_weight=3=$R/beauty-s16-recgpt-w3-s1,$R/beauty-s16-recgpt-w3-s2" \
+  --paired-baseline "sasrec (ce)" --out docs/results/beauty_prompt_weight_s16
