@@ -27,6 +27,7 @@ ${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s15-sasrec-ce-s1:test $R/beauty-s15-r
 ${RECGPT:-.venv/bin/recgpt} eval $R/beauty-s16-sasrec-ce-s1:test $R/beauty-s15-recgpt-mix-s1:test_two_stage \
   $R/beauty-s16-recgpt-replace-s1:test_two_stage $R/beauty-s16-recgpt-all-s1:test_two_stage \
   $R/beauty-s16-recgpt-k2-s1:test_two_stage $R/beauty-s16-recgpt-w3-s1:test_two_stage \
+  $R/beauty-s16-recgpt-freeze-emb-s1:test_two_stage $R/beauty-s16-recgpt-ssm-s1:test_two_stage \
   --baseline $R/beauty-s16-sasrec-ce-s1 --selection --out docs/results/beauty_prompt_options_s16
 # session 16: prompt_weight=3 against the default (1) on seeds 1 and 2, paired with each seed's souped SASRec
 ${RECGPT:-.venv/bin/recgpt} eval --group "sasrec (ce)=$R/beauty-s16-sasrec-ce-s1,$R/beauty-s16-sasrec-ce-s2" \
