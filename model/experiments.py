@@ -18,6 +18,7 @@ from .data import leave_one_out, load_dataset
 from .evaluate import KS
 from .io import load_run_model
 from .recall import evaluate_recall
+from .report import selected_on
 from .train import TrainConfig, run
 from .user_module import saved_user_module
 
@@ -65,13 +66,6 @@ def _stage_changes(runs: Path, ds: str, loss: str | None, stages: str, seed: int
         extra = {"prompt_length": 0, "two_stage_append": 1} if stages.endswith("0") else {}
         return {"stages": "prompt", "init": init, "extra": extra}
     return {"stages": stages}
-
-
-def _valid_select(path: Path) -> float:
-    """The validation figure the run's last stage was selected on (two-stage NDCG@10 for prompt-tuning)."""
-    rows = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    last = [r for r in rows if r["stage"] == rows[-1]["stage"]]
-    return max(r.get("valid_two_stage", r["valid"])["NDCG@10"] for r in last)
 
 
 def _fmt(values: list[float], n_seeds: int) -> str:
@@ -291,7 +285,7 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
            "Test figures, and the validation two-stage NDCG@10 each run was selected on.\n",
            "| prompt length | valid two-stage NDCG@10 | one-stage NDCG@10 | two-stage HR@10 | two-stage NDCG@10 |",
            "|---|---|---|---|---|"]
-    md += [f"| {k} | {_valid_select(tuned(f'len{k}')):.4f} | {r['test']['NDCG@10']:.4f} | "
+    md += [f"| {k} | {selected_on(tuned(f'len{k}'), r):.4f} | {r['test']['NDCG@10']:.4f} | "
            f"{r['test_two_stage']['HR@10']:.4f} | {r['test_two_stage']['NDCG@10']:.4f} |" for k, r in rows.items()]
     _plot(lengths, {"two-stage NDCG@10": [rows[k]["test_two_stage"]["NDCG@10"] for k in lengths],
                     "one-stage NDCG@10": [rows[k]["test"]["NDCG@10"] for k in lengths]},
@@ -322,7 +316,7 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
     for tag, extra in options:
         path = tuned(tag.split()[0], **extra)
         r = json.loads((path / "metrics.json").read_text())
-        md.append(f"| {tag} | {_valid_select(path):.4f} | {r['test']['NDCG@10']:.4f} | "
+        md.append(f"| {tag} | {selected_on(path, r):.4f} | {r['test']['NDCG@10']:.4f} | "
                   f"{r['test_two_stage']['NDCG@10']:.4f} |")
 
     # pre-training loss and user module, with and without prompt-tuning
@@ -347,7 +341,7 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
         tag = f"{tag} (user module {_user_module(path)})"
         md.append(f"| {tag} | {r['test']['HR@10']:.4f} | {r['test']['NDCG@10']:.4f} | "
                   f"{two.get('HR@10', float('nan')):.4f} | {two.get('NDCG@10', float('nan')):.4f} |")
-    valid_by_len = {k: _valid_select(tuned(f"len{k}")) for k in lengths}
+    valid_by_len = {k: selected_on(tuned(f"len{k}"), rows[k]) for k in lengths}
     md += claims(runs, ds, base.seed, pre, rows, valid_by_len, by_split)
     text = "\n".join(md) + "\n"
     (out / f"ablations_{ds}.md").write_text(text)

@@ -39,10 +39,11 @@ def load_block(spec: str | Path, default: str) -> tuple[str, str, dict]:
     return d, blk, m
 
 
-def selected_on(run_dir: str | Path, m: dict) -> float | None:
+def selected_on(run_dir: str | Path, m: dict | None = None) -> float | None:
     """The validation NDCG@10 the run's final weights were chosen on: its last stage's mix with its start, else
     that stage's soup, else the score of the stage's last best epoch in metrics.jsonl (two-stage validation for
-    prompt-tuning, one-stage otherwise); None when the run records none of them."""
+    prompt-tuning, one-stage otherwise); None when the run records none of them. m: its metrics.json, if read."""
+    m = load_run(run_dir) if m is None else m
     last = str(m.get("stages", "pretrain")).split(",")[-1]
     for end in ("mix_start", "soup"):
         score = m.get(end, {}).get(last, {}).get("valid_select")
