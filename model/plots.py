@@ -39,3 +39,38 @@ def plot_curves(metrics_jsonl: str | Path, out_png: str | Path, title: str = "")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
+
+
+def plot_selection(rows: list[dict], out_png: str | Path, base: tuple[str, float, float] | None = None,
+                   target: float = 0.03, title: str = "") -> None:
+    """Does validation pick what test confirms? One point a run: the validation NDCG@10 its weights were chosen on
+    (x, `report.selected_on`) against its table block's NDCG@10 (y), rows as `report.compare_runs(...,
+    selection=True)` returns them. base: (label, its validation, its test NDCG@10) draws the baseline's lines and
+    the line `target` above its test figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(r["valid_selected_on"], r["NDCG@10"], Path(r["run"]).name) for r in rows
+           if r.get("valid_selected_on") is not None]
+    if not pts:
+        raise ValueError("no run records the validation its weights were chosen on: nothing to plot")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], zorder=3)
+    for x, y, name in pts:
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    if base is not None:
+        label, bx, by = base
+        ax.axhline(by, color="grey", ls="--", lw=0.9, label=f"{label}: test")
+        ax.axhline(by * (1 + target), color="tab:red", ls=":", lw=0.9, label=f"{label} test +{100 * target:g}%")
+        ax.axvline(bx, color="grey", ls="-.", lw=0.9, label=f"{label}: validation")
+    ax.set_xlabel("validation NDCG@10 the weights were chosen on")
+    ax.set_ylabel(" / ".join(sorted({r["block"] for r in rows})) + " NDCG@10")
+    ax.margins(x=0.2, y=0.1)  # room for the names on the right
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

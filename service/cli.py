@@ -59,6 +59,8 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
     if bool(a.runs) == bool(a.group):
         raise ValueError("eval wants run folders or --group LABEL=RUN,RUN,... (one or more): one of the two")
+    if a.plot and (a.group or not a.out or len(a.baseline or []) != 1):
+        raise ValueError("--plot writes OUT.png beside a table of runs: it wants run folders, --out and one --baseline")
     if a.group:
         if a.baseline:
             raise ValueError("with --group, name the baseline group with --paired-baseline LABEL, not --baseline")
@@ -67,13 +69,21 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         if a.paired_baseline:
             raise ValueError("--paired-baseline names a --group")
         table, rows = compare_runs(a.runs, block=a.block, baseline=a.baseline, baseline_block=a.baseline_block,
-                                   selection=a.selection)
+                                   selection=a.selection or a.plot)
     print(table)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out + ".md").write_text(table)
         Path(a.out + ".json").write_text(json.dumps(rows, indent=2))
         print(f"wrote {a.out}.md and {a.out}.json")
+    if a.plot:
+        from model.plots import plot_selection
+        from model.report import load_run, selected_on
+
+        base = a.baseline[0]
+        plot_selection(rows, a.out + ".png", (Path(base).name, selected_on(base),
+                                              load_run(base)[a.baseline_block]["NDCG@10"]))
+        print(f"wrote {a.out}.png")
     return 0
 
 
@@ -320,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--baseline-block", default="test", help="the baseline's block (default: one-stage test)")
     e.add_argument("--selection", action="store_true", help="also the validation NDCG@10 each run's weights were "
                    "chosen on (its mix, soup or best epoch)")
+    e.add_argument("--plot", action="store_true", help="also OUT.png: each run's test NDCG@10 against the validation "
+                   "it was chosen on, with the baseline's lines (implies --selection; wants --out, one --baseline)")
     e.add_argument("--group", action="append", metavar="LABEL=RUN[:BLOCK],...",
                    help="instead of run rows: one row a group of runs (one setting, several seeds), mean ± std")
     e.add_argument("--paired-baseline", metavar="LABEL", help="with --group: each group's relative HR@10 and "

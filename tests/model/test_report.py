@@ -103,3 +103,25 @@ def test_selection_column_is_what_each_run_was_chosen_on(tmp_path):
     assert table.splitlines()[0].endswith("| valid NDCG@10 selected on | epochs | wall s |")
     assert "| 0.07100 |" in table.splitlines()[2] and "| 0.01000 |" in table.splitlines()[3]
     assert "selected on" not in compare_runs([mixed])[0]
+
+
+def test_eval_plot_of_test_against_the_validation_chosen_on(tmp_path, capsys):
+    from model.plots import plot_selection
+
+    base = _run(tmp_path, "base", 1, 0.05, 0.1)
+    runs = [_run(tmp_path, f"r{i}", 1, 0.05 + i / 1000, 0.1) for i in (1, 2)]
+    for i, run in enumerate([base, *runs]):
+        m = json.loads((Path(run) / "metrics.json").read_text()) | {"soup": {"pretrain": {"valid_select": 0.06 + i}}}
+        (Path(run) / "metrics.json").write_text(json.dumps(m))
+    out = tmp_path / "t"
+    assert main(["eval", *runs, "--baseline", base, "--plot", "--out", str(out)]) == 0
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --plot implies the selection column the points are made of
+    assert [r["valid_selected_on"] for r in json.loads((tmp_path / "t.json").read_text())] == [1.06, 2.06]
+    # no --out, no baseline, or groups: one clear line, exit 2
+    for bad in (["--baseline", base, "--plot"], ["--plot", "--out", str(out)]):
+        assert main(["eval", *runs, *bad]) == 2
+    assert main(["eval", "--group", "a=" + runs[0], "--plot", "--out", str(out)]) == 2
+    assert "--plot" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_selection([{"run": runs[0], "block": "test", "NDCG@10": 0.05, "valid_selected_on": None}], out)
