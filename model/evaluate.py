@@ -16,6 +16,15 @@ from torch import Tensor
 KS: tuple[int, ...] = (5, 10, 20, 50)
 
 
+def ndcg_gains(ranks: np.ndarray, k: int) -> np.ndarray:
+    """(U,) each user's NDCG@k: 1 / log2(rank + 2) for a 0-based rank below k, else 0 (one target per user)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    gains = np.zeros_like(ranks)
+    hit = ranks < k
+    gains[hit] = 1.0 / np.log2(ranks[hit] + 2.0)
+    return gains
+
+
 def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
     """HR@K, NDCG@K for each K and MRR, averaged over users (one target per user)."""
     ranks = np.asarray(ranks, dtype=np.float64)
@@ -23,10 +32,7 @@ def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, f
     for k in ks:
         out[f"HR@{k}"] = float(np.mean(ranks < k))
     for k in ks:
-        hit = ranks < k
-        gains = np.zeros_like(ranks)
-        gains[hit] = 1.0 / np.log2(ranks[hit] + 2.0)
-        out[f"NDCG@{k}"] = float(gains.mean())
+        out[f"NDCG@{k}"] = float(ndcg_gains(ranks, k).mean())
     out["MRR"] = float(np.mean(np.where(np.isfinite(ranks), 1.0 / (ranks + 1.0), 0.0)))
     return out
 
@@ -87,15 +93,10 @@ def score_histories(model, histories: Sequence[np.ndarray], users: np.ndarray) -
 
 
 @torch.no_grad()
-def evaluate(
-    model,
-    histories: Sequence[np.ndarray],
-    targets: np.ndarray,
-    users: np.ndarray,
-    batch_size: int = 1024,
-    ks: Sequence[int] = KS,
-) -> dict[str, float]:
-    """Full-ranking metrics of `model` for (history -> target) pairs, the history masked."""
+def rank_targets(
+    model, histories: Sequence[np.ndarray], targets: np.ndarray, users: np.ndarray, batch_size: int = 1024
+) -> np.ndarray:
+    """(U,) 0-based full-ranking rank of each target among all items, the history masked (inf: unreachable)."""
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -111,4 +112,16 @@ def evaluate(
         ranks[torch.from_numpy(idx)] = ranks_from_scores(sc, tg, excluded).cpu()
     if was_training:
         model.train()
-    return metrics_from_ranks(ranks.numpy(), ks)
+    return ranks.numpy()
+
+
+def evaluate(
+    model,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    users: np.ndarray,
+    batch_size: int = 1024,
+    ks: Sequence[int] = KS,
+) -> dict[str, float]:
+    """Full-ranking metrics of `model` for (history -> target) pairs, the history masked."""
+    return metrics_from_ranks(rank_targets(model, histories, targets, users, batch_size), ks)

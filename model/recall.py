@@ -152,6 +152,23 @@ def two_stage_recall(
 DEFAULT_SPLITS: dict[int, tuple[int, int]] = {5: (4, 1), 10: (9, 1), 20: (18, 2), 50: (45, 5)}
 
 
+@torch.no_grad()
+def recall_ranks(
+    model, histories: Sequence[np.ndarray], targets: np.ndarray, users: np.ndarray, n: int, m: int,
+    search: SearchFn | None = None, append: str | int = "all", batch_size: int = 1024,
+) -> np.ndarray:
+    """(U,) 0-based position of each target in its two-stage list of n + m items (inf: not in it). The model is
+    used as it is (call .eval() first)."""
+    search = search or torch_search(model.item_embeddings())
+    order = np.argsort([len(h) for h in histories], kind="stable")  # batches of similar length
+    ranks = np.empty(len(histories))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        res = two_stage_recall(model, [histories[i] for i in idx], users[idx], n, m, search, append=append)
+        ranks[idx] = ranks_from_lists(res.items, targets[idx])
+    return ranks
+
+
 def evaluate_recall(
     model,
     histories: Sequence[np.ndarray],
@@ -167,16 +184,11 @@ def evaluate_recall(
     search = search or torch_search(model.item_embeddings())
     was_training = model.training
     model.eval()
-    order = np.argsort([len(h) for h in histories], kind="stable")
     out: dict = {}
     for k, (n, m) in sorted(splits.items()):
         if n + m != k:
             raise ValueError(f"split for K={k} is {n}+{m}, which is not {k}")
-        ranks = np.empty(len(histories))
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            res = two_stage_recall(model, [histories[i] for i in idx], users[idx], n, m, search, append=append)
-            ranks[idx] = ranks_from_lists(res.items, targets[idx])
+        ranks = recall_ranks(model, histories, targets, users, n, m, search, append, batch_size)
         mk = metrics_from_ranks(ranks, [k])
         out[f"HR@{k}"], out[f"NDCG@{k}"] = mk[f"HR@{k}"], mk[f"NDCG@{k}"]
         if k == max(splits):
@@ -188,4 +200,4 @@ def evaluate_recall(
             + ["MRR", "splits"]}
 
 
-__all__ = ["KS", "RecallResult", "SearchFn", "torch_search", "two_stage_recall", "evaluate_recall"]
+__all__ = ["KS", "RecallResult", "SearchFn", "torch_search", "two_stage_recall", "recall_ranks", "evaluate_recall"]

@@ -61,7 +61,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         raise ValueError("eval wants run folders or --group LABEL=RUN,RUN,... (one or more): one of the two")
     if a.plot and (a.group or not a.out or len(a.baseline or []) != 1):
         raise ValueError("--plot writes OUT.png beside a table of runs: it wants run folders, --out and one --baseline")
-    if a.group:
+    if a.bootstrap and (a.group or len(a.baseline or []) != 1 or a.plot or a.selection):
+        raise ValueError("--bootstrap compares run folders with one --baseline (no --group, --plot, --selection)")
+    if a.bootstrap:
+        from model.significance import significance_table
+
+        table, rows = significance_table(a.runs, a.baseline[0], a.baseline_block, a.block)
+    elif a.group:
         if a.baseline:
             raise ValueError("with --group, name the baseline group with --paired-baseline LABEL, not --baseline")
         table, rows = seed_groups([parse_group(g) for g in a.group], block=a.block, baseline=a.paired_baseline)
@@ -332,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "chosen on (its mix, soup or best epoch)")
     e.add_argument("--plot", action="store_true", help="also OUT.png: each run's test NDCG@10 against the validation "
                    "it was chosen on, with the baseline's lines (implies --selection; wants --out, one --baseline)")
+    e.add_argument("--bootstrap", action="store_true", help="instead: each run's NDCG@10 change against the one "
+                   "--baseline with a paired bootstrap over test users (95%% interval; the folders need their weights)")
     e.add_argument("--group", action="append", metavar="LABEL=RUN[:BLOCK],...",
                    help="instead of run rows: one row a group of runs (one setting, several seeds), mean ± std")
     e.add_argument("--paired-baseline", metavar="LABEL", help="with --group: each group's relative HR@10 and "
