@@ -107,3 +107,34 @@ def test_prompt_weight_is_the_weighted_mean_of_the_positions_cross_entropy():
     for bad in ({"prompt_weight": 0}, {"prompt_weight": 2, "prompt_loss": "bce"}):
         with pytest.raises(ValueError, match="prompt_weight"):
             PromptConfig.from_extra(bad)
+
+
+@pytest.mark.parametrize("placement", ["last", "replace", "all"])
+def test_hard_negatives_push_down_the_shown_items_where_they_were_generated(placement):
+    import torch.nn.functional as F
+
+    from model.losses import NegativeSampler
+    from model.prompt import prompt_loss
+
+    m = _model()
+    sampler = NegativeSampler(30)
+    cfg = PromptConfig(length=2, placement=placement)
+    x, seg, y, gen = expand_with_prompts(m, BATCH, USERS, cfg, 100)
+    with torch.no_grad():
+        plain = prompt_loss(m, BATCH, USERS, cfg, sampler, 1)
+        got = prompt_loss(m, BATCH, USERS, PromptConfig(length=2, placement=placement, hard_negatives=0.5), sampler, 1)
+        h = m(x, USERS, seg)
+        at = x.shape[1] - 3  # the last real position before the 2 prompt items: it generated them
+        if placement != "replace":  # the prompt items follow that position
+            assert (seg[:, at] == 0).all() and (seg[:, at + 1:] == 1).all()
+        want_terms = []
+        for r in range(2):
+            for g in gen[r].tolist():
+                if g > 0 and g != int(y[r, at]) and int(y[r, at]) > 0:
+                    want_terms.append(h[r, at] @ m.item_embeddings()[g])
+        assert want_terms, "the hand-made rows show at least one item that was not clicked"
+        s = torch.stack(want_terms)
+        want = plain + 0.5 * F.binary_cross_entropy_with_logits(s, torch.zeros_like(s))
+        assert torch.allclose(got, want, atol=1e-6)
+    if placement == "last":  # the position's target is the real next item: the last target
+        assert torch.equal(y[:, at], BATCH[:, -1])
