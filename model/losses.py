@@ -72,3 +72,11 @@ def ce_loss(h: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None = 
     if weights is None:
         return F.cross_entropy(logits, targets - 1)
     return (F.cross_entropy(logits, targets - 1, reduction="none") * weights).sum() / weights.sum()
+
+
+def unlikelihood_loss(h: Tensor, items: Tensor, table: Tensor) -> Tensor:
+    """Unlikelihood (Welleck et al., 2019) of items that were shown and not taken: the mean of -log(1 - p(item))
+    under the full softmax over all items at each position. h: (P, d), items: (P,). Its gradient is on the scale
+    of cross-entropy's, where a sigmoid BCE term on the same logits is not (see model/prompt.py)."""
+    logp = torch.log_softmax(h @ table[1:].T, -1).gather(1, (items - 1)[:, None]).squeeze(1)  # (P,)
+    return -torch.log1p(-logp.exp().clamp(max=1 - 1e-6)).mean()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .gpt import GPTRec
-from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
+from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss, unlikelihood_loss
 
 
 @dataclass
@@ -219,14 +219,20 @@ def prompt_loss(
     if cfg.hard_negatives > 0 and gen.shape[1] > 0:
         # shown-but-not-clicked: the generated items that are not the real next item are pushed down where they
         # were generated, at the last real position before the prompt (index W - k - 1 in every placement), whose
-        # target is that real next item. NOTE: not at the prompt positions: there the generated item is the input,
-        # and pushing its own score down tore the pre-trained model apart (Beauty, session 17: valid NDCG@10 0.0704
-        # -> 0.0626 after one epoch at weight 1)
+        # target is that real next item. NOTE: not at the prompt positions, where the generated item is the input;
+        # and with the full softmax (loss ce) as unlikelihood, -log(1 - p(item)): a sigmoid BCE term on logits
+        # trained by cross-entropy (large for the model's own top item) tore the pre-trained model apart on Beauty
+        # (session 17: valid NDCG@10 0.0704 -> 0.0626 after one epoch at the prompt position, weight 1; 0.0582 at
+        # the generating position, weight 0.5)
         at = x.shape[1] - cfg.length - 1
         h_at, t_at = h[:, at], y[:, at]  # (B, d), (B,)
-        s = torch.einsum("bd,bkd->bk", h_at, table[gen])
-        shown = (gen != t_at[:, None]) & (gen > 0) & (t_at[:, None] > 0)
+        shown = (gen != t_at[:, None]) & (gen > 0) & (t_at[:, None] > 0)  # (B, k)
         if shown.any():
-            loss = loss + cfg.hard_negatives * F.binary_cross_entropy_with_logits(
-                s[shown], torch.zeros_like(s[shown]))
+            rows, items = shown.nonzero()[:, 0], gen[shown]
+            if cfg.loss == "ce":
+                term = unlikelihood_loss(h_at[rows], items, table)
+            else:
+                s = (h_at[rows] * table[items]).sum(-1)
+                term = F.binary_cross_entropy_with_logits(s, torch.zeros_like(s))
+            loss = loss + cfg.hard_negatives * term
     return loss
