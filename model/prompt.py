@@ -218,7 +218,7 @@ def prompt_loss(
         loss = sampled_softmax_loss(hs, ts, table, sampler.draw((max(1, n_neg) * 256,)), sampler.log_q)
     if cfg.hard_negatives > 0 and gen.shape[1] > 0:
         # shown-but-not-clicked: the generated items that are not the real next item are pushed down where they
-        # were generated, at the last real position before the prompt (index W - k - 1 in every placement), whose
+        # were generated, at the last real position before the prompt (index width - k - 1 in every placement), whose
         # target is that real next item. NOTE: not at the prompt positions, where the generated item is the input;
         # and with the full softmax (loss ce) as unlikelihood, -log(1 - p(item)): a sigmoid BCE term on logits
         # trained by cross-entropy (large for the model's own top item) tore the pre-trained model apart on Beauty
