@@ -222,7 +222,7 @@ def prompt_loss(
         # target is that real next item. NOTE: not at the prompt positions, where the generated item is the input;
         # and with the full softmax (loss ce) as unlikelihood, -log(1 - p(item)): a sigmoid BCE term on logits
         # trained by cross-entropy (large for the model's own top item) tore the pre-trained model apart on Beauty
-        # (session 17: valid NDCG@10 0.0704 -> 0.0626 after one epoch at the prompt position, weight 1; 0.0582 at
+        # (session 17: valid NDCG@10 0.0704 -> 0.0622 after one epoch at the prompt position, weight 1; 0.0583 at
         # the generating position, weight 0.5)
         at = x.shape[1] - cfg.length - 1
         h_at, t_at = h[:, at], y[:, at]  # (B, d), (B,)
