@@ -37,9 +37,9 @@ ${RECGPT:-.venv/bin/recgpt} eval --group "sasrec (ce)=$R/beauty-s16-sasrec-ce-s1
   --group "recgpt one-stage, prompt_weight=1 (default)=$R/beauty-s15-recgpt-mix-s1,$R/beauty-s16-recgpt-k1-s2" \
   --group "recgpt one-stage, prompt_weight=3=$R/beauty-s16-recgpt-w3-s1,$R/beauty-s16-recgpt-w3-s2" \
   --paired-baseline "sasrec (ce)" --out docs/results/beauty_prompt_weight_s16
-# session 17: every converged prompt-stage option from the check's SASRec (seed 1; its session-17 run repeats session 16's
-# validation and test NDCG@10 to the digit), sessions 15-17 in one table, with the validation each run was chosen on and the plot of test
-# against it
+# session 17: every converged prompt-stage option from the check's SASRec (seed 1; its session-17 run repeats
+# session 16's validation and test NDCG@10 to the digit), sessions 15-17 in one table, with the validation each run
+# was chosen on and the plot of test against it
 S17=$R/beauty-s17
 ${RECGPT:-.venv/bin/recgpt} eval $S17-sasrec-ce-s1:test $S17-recgpt-k1-s1:test_two_stage \
   $R/beauty-s15-recgpt-mix-s1:test_two_stage $R/beauty-s16-recgpt-k2-s1:test_two_stage $S17-recgpt-k3-s1:test_two_stage \
@@ -47,7 +47,6 @@ ${RECGPT:-.venv/bin/recgpt} eval $S17-sasrec-ce-s1:test $S17-recgpt-k1-s1:test_t
   $R/beauty-s16-recgpt-freeze-emb-s1:test_two_stage $S17-recgpt-freeze-last-s1:test_two_stage \
   $R/beauty-s16-recgpt-ssm-s1:test_two_stage $S17-recgpt-bce-s1:test_two_stage \
   $R/beauty-s16-recgpt-w3-s1:test_two_stage $S17-recgpt-lr1e-3-s1:test_two_stage \
-  $S17-recgpt-hardneg-ul1-s1:test_two_stage \
   --baseline $S17-sasrec-ce-s1 --plot --out docs/results/beauty_prompt_options_converged
 # session 17: the check's pair (SASRec, then the default prompt stage from it) on seeds 1, 2, 3 of the current code
 ${RECGPT:-.venv/bin/recgpt} eval --group "sasrec (ce)=$S17-sasrec-ce-s1,$R/beauty-s16-sasrec-ce-s2,$S17-sasrec-ce-s3" \

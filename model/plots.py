@@ -56,10 +56,13 @@ def plot_selection(rows: list[dict], out_png: str | Path, base: tuple[str, float
            if r.get("valid_selected_on") is not None]
     if not pts:
         raise ValueError("no run records the validation its weights were chosen on: nothing to plot")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig.subplots_adjust(left=0.08, right=0.62, bottom=0.12, top=0.9)
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], zorder=3)
-    for x, y, name in pts:
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    for i, (x, y, _) in enumerate(pts, 1):  # numbers on the points, names listed beside the axes: they overlap less
+        ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    fig.text(0.64, 0.9, "\n".join(f"{i}: {name}" for i, (_, _, name) in enumerate(pts, 1)), fontsize=7, va="top",
+             family="monospace")
     if base is not None:
         label, bx, by = base
         ax.axhline(by, color="grey", ls="--", lw=0.9, label=f"{label}: test")
@@ -67,10 +70,9 @@ def plot_selection(rows: list[dict], out_png: str | Path, base: tuple[str, float
         ax.axvline(bx, color="grey", ls="-.", lw=0.9, label=f"{label}: validation")
     ax.set_xlabel("validation NDCG@10 the weights were chosen on")
     ax.set_ylabel(" / ".join(sorted({r["block"] for r in rows})) + " NDCG@10")
-    ax.margins(x=0.2, y=0.1)  # room for the names on the right
+    ax.margins(x=0.1, y=0.1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
