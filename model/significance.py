@@ -71,7 +71,6 @@ def significance_table(runs: Sequence[str], baseline: str, baseline_block: str =
     """One row a run (FOLDER[:BLOCK], default `block`): its NDCG@10 change against `baseline` with the paired
     bootstrap's 95% interval over test users. The folders need their weights (best.safetensors), not only
     metrics.json, and one data set."""
-
     data = {load_run(split_block(r, block)[0]).get("data") for r in [*runs, baseline]}
     if len(data) != 1:
         raise ValueError(f"the bootstrap pairs users of one data set, not {sorted(map(str, data))}")
