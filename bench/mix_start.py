@@ -19,7 +19,7 @@ from model.data import leave_one_out, load_dataset
 from model.evaluate import evaluate
 from model.io import load_run_model
 from model.soup import interpolate
-from model.stages import recall_options, two_stage_k10
+from model.stages import k10_recall, two_stage_k10
 from model.train import TrainConfig
 
 
@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(**json.loads((args.tuned / "config.json").read_text()))
     split = leave_one_out(load_dataset(cfg.data))
-    splits, append = recall_options(cfg)  # for the table's title: two_stage_k10 uses the same
+    split10, append = k10_recall(cfg)  # for the table's title: two_stage_k10 uses the same
     model = load_run_model(args.tuned).eval()
     tuned = {k: v.clone() for k, v in model.state_dict().items()}
     start = load_run_model(args.start).state_dict()
-    print(f"NDCG@10 of (1 - a) * `{args.start}` + a * `{args.tuned}` (two-stage: K=10 split {splits.get(10, (9, 1))}, "
+    print(f"NDCG@10 of (1 - a) * `{args.start}` + a * `{args.tuned}` (two-stage: K=10 split {split10}, "
           f"append {append})\n")
     print("| a | valid | valid two-stage | test | test two-stage |")
     print("|---|---|---|---|---|")

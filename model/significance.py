@@ -18,7 +18,7 @@ from .evaluate import ndcg_gains, rank_targets
 from .io import load_run_model
 from .recall import recall_ranks
 from .report import load_block, load_run, split_block
-from .stages import recall_options
+from .stages import k10_recall
 from .train import TrainConfig
 
 
@@ -54,8 +54,7 @@ def run_ranks(run_dir: str | Path, block: str, split: Split) -> np.ndarray:
     if block == "test":
         ranks = rank_targets(model, split.test_hist, split.test_target, split.users, cfg.eval_batch)
     elif block == "test_two_stage":
-        splits, append = recall_options(cfg)
-        n, mm = splits.get(10, (9, 1))
+        (n, mm), append = k10_recall(cfg)
         ranks = recall_ranks(model, split.test_hist, split.test_target, split.users, n, mm, append=append,
                              batch_size=cfg.eval_batch)
     else:

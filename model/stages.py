@@ -99,11 +99,17 @@ def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | 
     return splits, parse_append(cfg.extra.get("two_stage_append", default_append), "two_stage_append")
 
 
+def k10_recall(cfg: TrainConfig) -> tuple[tuple[int, int], str | int]:
+    """The run's (N, M) split at K=10 (9 + 1 unless set) and what stage 2 appends: what its K=10 figures use."""
+    splits, append = recall_options(cfg)
+    return splits.get(10, (9, 1)), append
+
+
 def two_stage_k10(cfg: TrainConfig, model, hist: Sequence[np.ndarray], target: np.ndarray, users: np.ndarray
                   ) -> dict:
     """Metrics of the two-stage recall at K=10, with the run's split and append option."""
-    splits, append = recall_options(cfg)
-    return evaluate_recall(model, hist, target, users, {10: splits.get(10, (9, 1))}, append=append,
+    split, append = k10_recall(cfg)
+    return evaluate_recall(model, hist, target, users, {10: split}, append=append,
                            batch_size=cfg.eval_batch)
 
 
