@@ -33,7 +33,9 @@ class PromptConfig:
     generation: str = "greedy"  # greedy (top-1, step by step) | topk (the top-k list at once)
     freeze: str = "none"  # none | item_emb | all_but_last
     loss: str = "ce"  # ce | sampled-softmax | bce
-    hard_negatives: float = 0.0  # weight of a BCE term pushing down generated items that were not clicked
+    # weight of a term pushing down generated items that were not clicked, where they were generated: unlikelihood
+    # with loss ce, a sigmoid BCE otherwise (prompt_loss says why)
+    hard_negatives: float = 0.0
     regenerate: str = "step"  # step: by the current model at every step | epoch: once an epoch, by the model then
     # loss weight of the positions whose input is a prompt item (segment 1) against 1 for the real positions; the
     # loss is the weighted mean over positions (ce only). NOTE: with placement "last" those positions all predict

@@ -128,13 +128,10 @@ def test_hard_negatives_push_down_the_shown_items_where_they_were_generated(plac
         if placement != "replace":  # the prompt items follow that position
             assert (seg[:, at] == 0).all() and (seg[:, at + 1:] == 1).all()
         p = torch.softmax(h[:, at] @ m.item_embeddings()[1:].T, -1)  # (B, n_items): item c + 1 in column c
-        want_terms = []
-        for r in range(2):
-            for g in gen[r].tolist():
-                if g > 0 and g != int(y[r, at]) and int(y[r, at]) > 0:
-                    want_terms.append(-torch.log(1 - p[r, g - 1]))  # unlikelihood of a shown item
-        assert want_terms, "the hand-made rows show at least one item that was not clicked"
-        want = plain + 0.5 * torch.stack(want_terms).mean()
+        shown = [(r, g) for r in range(2) for g in gen[r].tolist()  # shown there and not the real next item
+                 if g > 0 and g != int(y[r, at]) and int(y[r, at]) > 0]
+        assert shown, "the hand-made rows show at least one item that was not clicked"
+        want = plain + 0.5 * torch.stack([-torch.log(1 - p[r, g - 1]) for r, g in shown]).mean()  # unlikelihood
         assert torch.allclose(got, want, atol=1e-6)
         # with the BCE fine-tuning loss, the term is a sigmoid BCE on the same items' scores (the same draws)
         bce = dict(length=2, placement=placement, loss="bce")
@@ -142,8 +139,7 @@ def test_hard_negatives_push_down_the_shown_items_where_they_were_generated(plac
         plain = prompt_loss(m, BATCH, USERS, PromptConfig(**bce), sampler, 1)
         torch.manual_seed(0)
         got = prompt_loss(m, BATCH, USERS, PromptConfig(**bce, hard_negatives=0.5), sampler, 1)
-        s = torch.stack([h[r, at] @ m.item_embeddings()[g] for r in range(2) for g in gen[r].tolist()
-                         if g > 0 and g != int(y[r, at]) and int(y[r, at]) > 0])
+        s = torch.stack([h[r, at] @ m.item_embeddings()[g] for r, g in shown])
         assert torch.allclose(got, plain + 0.5 * F.binary_cross_entropy_with_logits(s, torch.zeros_like(s)), atol=1e-6)
     if placement == "last":  # the position's target is the real next item: the last target
         assert torch.equal(y[:, at], BATCH[:, -1])
