@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -144,7 +145,11 @@ def stage_result(out: Path, stage: str, ends: tuple[str, ...] = ("mix", "soup"))
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2))
+    # NOTE: written whole or not at all (a temporary file renamed over it): a sweep takes a run with a
+    # metrics.json as finished, also one that another sweep beside it is just writing, or that a kill cut short
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
 
 
 def run(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
@@ -171,6 +176,10 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
             saved["extra"]["user_module"] = saved_user_module(saved)
         saved["extra"].setdefault("pretrain_soup", 0)  # NOTE: a config without the key predates the default
         cfg = TrainConfig(**saved)
+    if cfg.init and not (Path(cfg.init) / "best.safetensors").exists():
+        # NOTE: the run folders committed under docs/results keep config.json and metrics.json, not weights
+        raise FileNotFoundError(f"--init {cfg.init}: no best.safetensors there (a finished run folder with its "
+                                "weights is needed; train the run again, e.g. into a new --runs folder)")
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

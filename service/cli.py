@@ -111,7 +111,8 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
     import torch
 
-    from model.experiments import DATASETS, ablations, main_table, splits_report
+    from model.ablations import ablations
+    from model.experiments import DATASETS, main_table, splits_report
     from model.train import TrainConfig
 
     # NOTE: set here, not only by each training run: `splits`, and `ablations` over reused runs, evaluate

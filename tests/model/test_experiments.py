@@ -49,7 +49,7 @@ def test_main_table_reads_its_runs_and_prompt_tunes_the_pretrained_run(tmp_path)
 
 
 def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
-    from model.experiments import ablations
+    from model.ablations import ablations
 
     runs, out = tmp_path / "runs", tmp_path / "results"
     base = TrainConfig(epochs=1, patience=1, dropout=0.2, lr=3e-3, batch_size=64, d_model=16, d_ff=32)

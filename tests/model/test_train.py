@@ -116,7 +116,8 @@ def test_recgpt_without_its_user_module_is_sasrec_in_shape():
 
 def test_user_module_default_resume_and_init(tmp_path):
     """Runs from before the default changed (config.json without the key) had the module: --resume keeps
-    it; --init takes the pre-trained run's choice; a model that does not fit the --init run is a clear error."""
+    it; --init takes the pre-trained run's choice; a model that does not fit the --init run, or an --init folder
+    without weights, is a clear error."""
     fast = {**FAST, "epochs": 1, "patience": 1}
     on = tmp_path / "on"
     run(TrainConfig(model="recgpt", stages="pretrain", out=str(on), extra={"user_module": True}, **fast),
@@ -136,6 +137,13 @@ def test_user_module_default_resume_and_init(tmp_path):
     with pytest.raises(ValueError, match="do not fit"):
         run(TrainConfig(model="recgpt", stages="prompt", init=str(on), out=str(tmp_path / "bad"),
                         extra={"user_module": False}, **fast), log=lambda *_: None)
+
+    # a committed run folder (config and metrics, no weights) is no --init: said before anything is written
+    (on / "best.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no best.safetensors"):
+        run(TrainConfig(model="recgpt", stages="prompt", init=str(on), out=str(tmp_path / "bare"), **fast),
+            log=lambda *_: None)
+    assert not (tmp_path / "bare").exists()
 
 
 def test_comirec_learns_and_recalls_with_several_interests(pop_hr10, tmp_path):
