@@ -103,4 +103,4 @@ def train_jobs(base: TrainConfig, jobs: Sequence[Job], log: Callable[[str], None
                     + ", ".join(j.out.name for j in pending[:4]) + (" ..." if len(pending) > 4 else ""))
             time.sleep(poll_s)
         else:
-            told = False  # that this sweep waits for another's runs
+            told = False  # (said again the next time it waits)
