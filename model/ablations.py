@@ -14,8 +14,8 @@ from pathlib import Path
 from .data import leave_one_out, load_dataset
 from .experiments import NAMES, _pct, _plot, _run_dir, interaction, split_ablation
 from .io import load_run_model
-from .report import selected_on
-from .sweep import Job, read_metrics, train_jobs
+from .report import load_run, selected_on
+from .sweep import Job, train_jobs
 from .train import TrainConfig
 from .user_module import DEFAULT_USER_MODULE, saved_user_module
 
@@ -91,7 +91,7 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
           f"(`{pre.out.name}`); training cap per stage: {base.max_minutes or 'none'} min.\n"]
 
     # prompt length
-    rows = {k: read_metrics(prompt[f"len{k}"].out) for k in PROMPT_LENGTHS}
+    rows = {k: load_run(prompt[f"len{k}"].out) for k in PROMPT_LENGTHS}
     valid_by_len = {k: selected_on(prompt[f"len{k}"].out, rows[k]) for k in PROMPT_LENGTHS}
     md += ["\n## Prompt length (two-stage K=10, split 9+1, appending the prompt length's top items)\n",
            "Test figures, and the validation two-stage NDCG@10 each run was selected on.\n",
@@ -115,7 +115,7 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
            "| option | valid two-stage NDCG@10 | one-stage NDCG@10 | two-stage NDCG@10 |", "|---|---|---|---|"]
     for tag, _ in PROMPT_OPTIONS:
         path = prompt[tag.split()[0]].out
-        r = read_metrics(path)
+        r = load_run(path)
         md.append(f"| {tag} | {selected_on(path, r):.4f} | {r['test']['NDCG@10']:.4f} | "
                   f"{r['test_two_stage']['NDCG@10']:.4f} |")
 
@@ -123,7 +123,7 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
     md += ["\n## Pre-training loss and user module\n",
            "| run | HR@10 | NDCG@10 | two-stage HR@10 | two-stage NDCG@10 |", "|---|---|---|---|---|"]
     for tag, job in pre_rows:
-        r = read_metrics(job.out)
+        r = load_run(job.out)
         two = r.get("test_two_stage", {})
         md.append(f"| {tag} (user module {_user_module(job.out)}) | {r['test']['HR@10']:.4f} | "
                   f"{r['test']['NDCG@10']:.4f} | {two.get('HR@10', float('nan')):.4f} | "
@@ -148,7 +148,7 @@ def claims(runs: Path, ds: str, seed: int, pre: Path, by_len: dict[int, dict], v
         return ["\n## The paper's claims\n", "No sasrec run of the main table to compare with: run `experiments main`."]
     best_loss = max(sas, key=lambda k: sas[k]["test"]["NDCG@10"])
     s = sas[best_loss]["test"]
-    p = json.loads((pre / "metrics.json").read_text())["test"]
+    p = load_run(pre)["test"]
     full = by_len[1]["test_two_stage"]
     best_len = max(valid_by_len, key=valid_by_len.get)
     cap = json.loads((pre / "config.json").read_text()).get("max_minutes")

@@ -18,7 +18,8 @@ from .data import leave_one_out, load_dataset
 from .evaluate import KS
 from .io import load_run_model
 from .recall import evaluate_recall
-from .sweep import Job, finished, read_metrics, train_jobs
+from .report import load_run
+from .sweep import Job, finished, train_jobs
 from .train import TrainConfig
 from .user_module import saved_user_module
 
@@ -138,7 +139,7 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
                 path = jobs[ds, label, seed].out
                 if not finished(path):  # (--report-only: a run not trained)
                     continue
-                m = read_metrics(path)
+                m = load_run(path)
                 for c in COLS:
                     vals[c].append(m[block][c])
                 if "infer_user" in m and label != FULL_ROW:  # (the full row is the prompt row's run)

@@ -11,7 +11,6 @@ finished, and waits at the end until every run of its plan is finished.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,10 +37,6 @@ class Job:
 
 def finished(out: Path) -> bool:
     return (out / "metrics.json").exists()
-
-
-def read_metrics(out: Path) -> dict:
-    return json.loads((out / "metrics.json").read_text())
 
 
 @contextmanager
