@@ -114,6 +114,12 @@ def _user_vector_table(rows: dict[str, list[dict]]) -> list[str]:
     return md
 
 
+def main_jobs(datasets: list[str], seeds: list[int], runs: Path) -> dict[tuple[str, str, int], Job]:
+    """The main table's runs by (data set, row, seed)."""
+    return {(ds, label, seed): _main_job(runs, ds, seed, *MAIN_ROWS[label][:3])
+            for ds in datasets for label in MAIN_ROWS for seed in seeds}
+
+
 def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, base: TrainConfig,
                log: Callable[[str], None] = print, train: bool = True) -> str:
     """Train (or reuse) every cell and write main.md; train=False tabulates the cells already there."""
@@ -123,8 +129,7 @@ def main_table(datasets: list[str], seeds: list[int], runs: Path, out: Path, bas
           "`(n=...)`: a cell with fewer seeds than the others.\n"]
     walls = ["| dataset | row | wall s (per seed) | epochs (best) | cap per stage, min | threads | user module |",
              "|---|---|---|---|---|---|---|"]
-    jobs = {(ds, label, seed): _main_job(runs, ds, seed, *MAIN_ROWS[label][:3])
-            for ds in datasets for label in MAIN_ROWS for seed in seeds}
+    jobs = main_jobs(datasets, seeds, runs)
     if train:
         train_jobs(base, list(jobs.values()), log)
     for ds in datasets:

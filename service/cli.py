@@ -111,8 +111,9 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
     import torch
 
-    from model.ablations import ablations
-    from model.experiments import DATASETS, main_table, splits_report
+    from model.ablations import ablation_jobs, ablations
+    from model.experiments import DATASETS, main_jobs, main_table, splits_report
+    from model.sweep import train_jobs
     from model.train import TrainConfig
 
     # NOTE: set here, not only by each training run: `splits`, and `ablations` over reused runs, evaluate
@@ -122,6 +123,15 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
                        batch_size=a.batch_size, threads=a.threads, device=a.device, extra=_parse_set(a.set))
     out, runs = Path(a.out), Path(a.runs)
     datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
+    if a.train_only:  # every data set's runs in one plan, so copies side by side share them without waiting
+        if a.which == "splits":
+            raise ValueError("--train-only is for main and ablations (splits trains nothing)")
+        if a.which == "main":
+            jobs = list(main_jobs(datasets, a.seeds, runs).values())
+        else:
+            jobs = [job for ds in datasets for job in ablation_jobs(ds, runs, base)]
+        train_jobs(base, jobs)
+        return 0
     if a.which == "main":
         print(main_table(datasets, a.seeds, runs, out, base, train=not a.report_only))
     elif a.which == "splits":
@@ -364,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the runs (their metrics and configs are committed, their weights are not)")
     x.add_argument("--report-only", action="store_true",
                    help="main: tabulate the runs already in --runs, train nothing")
+    x.add_argument("--train-only", action="store_true",
+                   help="train (or reuse) the runs of every data set and seed, write no table: copies of the same "
+                   "command side by side share the runs; then run the command without it to write the tables")
     x.add_argument("--out", default="docs/results", help="folder for the tables and plots")
     x.set_defaults(fn=_cmd_experiments)
 
