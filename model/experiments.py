@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .data import leave_one_out, load_dataset
-from .evaluate import KS
+from .evaluate import KS, metrics_from_ranks
 from .io import load_run_model
-from .recall import evaluate_recall
+from .recall import evaluate_recall, parse_append, split_grid_ranks
 from .report import load_run
 from .sweep import Job, finished, train_jobs
 from .train import TrainConfig
@@ -194,19 +194,33 @@ def _plot(xs: list, series: dict[str, list[float]], xlabel: str, title: str, pat
 SPLIT_GRID: dict[int, list[int]] = {10: list(range(5, 11)), 20: [10, 14, 16, 18, 19, 20], 50: [25, 35, 40, 45, 48, 50]}
 
 
+def split_curves(model, split, append: str | int) -> dict[int, dict[int, float]]:
+    """Test NDCG@K of the two-stage recall for each K and N of SPLIT_GRID ({K: {N: NDCG@K}}; with a count j
+    appended, the splits with N >= j). A count takes one recall for the whole grid (`split_grid_ranks`); "all"
+    appends N items, so each split is its own recall."""
+    hist, target, users = split.test_hist, split.test_target, split.users
+    if parse_append(append) in ("all", "reversed"):
+        return {K: {n: evaluate_recall(model, hist, target, users, {K: (n, K - n)}, append=append)[f"NDCG@{K}"]
+                    for n in ns} for K, ns in SPLIT_GRID.items()}
+    ranks = split_grid_ranks(model, hist, target, users, SPLIT_GRID, int(append))
+    return {K: {n: metrics_from_ranks(ranks[(K, n)], [K])[f"NDCG@{K}"] for n in ns if (K, n) in ranks}
+            for K, ns in SPLIT_GRID.items()}
+
+
 def split_ablation(ds: str, models: dict, split, out: Path, appends: tuple = (1, "all"),
                    results: dict | None = None) -> list[str]:
     """Test NDCG@K of the two-stage recall for each N (M = K - N), each model and append option; a plot a K.
     results, when given, receives {(K, model name, append): {N: NDCG@K}}."""
+    curves = {(mname, append): split_curves(model, split, append) for mname, model in models.items()
+              for append in appends}
     md = []
     for K, ns in SPLIT_GRID.items():
         md += [f"\n## N/M split at K={K} (test NDCG@{K}; N=K is one-stage recall)\n",
                "| model | append | " + " | ".join(f"N={n}" for n in ns) + " |", "|---" * (len(ns) + 2) + "|"]
         series = {}
-        for mname, model in models.items():
+        for mname in models:
             for append in appends:
-                vals = [evaluate_recall(model, split.test_hist, split.test_target, split.users, {K: (n, K - n)},
-                                        append=append)[f"NDCG@{K}"] for n in ns]
+                vals = [curves[(mname, append)][K].get(n, float("nan")) for n in ns]
                 md.append(f"| {mname} | {append} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
                 series[f"{mname}, append {append}"] = vals
                 if results is not None:
@@ -218,14 +232,14 @@ def split_ablation(ds: str, models: dict, split, out: Path, appends: tuple = (1,
 def interaction(ds: str, models: dict[str, tuple[object, int]], split, out: Path) -> list[str]:
     """Prompt length x N: each prompt-tuned model appends its own prompt length k at stage 2 (what it was
     tuned for); models: name -> (model, k); test NDCG@K for each N of the grid, a plot a K (a line a model)."""
+    curves = {mname: split_curves(model, split, k) for mname, (model, k) in models.items()}
     md = ["\n## Prompt length x N/M split (each prompt-tuned run appends its own k items at stage 2)\n"]
     for K, ns in SPLIT_GRID.items():
         md += [f"\n### K={K} (test NDCG@{K}; N=K is one-stage recall)\n",
                "| model | k | " + " | ".join(f"N={n}" for n in ns) + " | best N |", "|---" * (len(ns) + 3) + "|"]
         series = {}
-        for mname, (model, k) in models.items():
-            vals = [evaluate_recall(model, split.test_hist, split.test_target, split.users, {K: (n, K - n)},
-                                    append=k)[f"NDCG@{K}"] if n >= k else float("nan") for n in ns]
+        for mname, (_, k) in models.items():
+            vals = [curves[mname][K].get(n, float("nan")) for n in ns]
             best = ns[int(np.nanargmax(vals))]
             md.append(f"| {mname} | {k} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {best} |")
             series[f"{mname} (k={k})"] = vals

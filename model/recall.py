@@ -200,4 +200,49 @@ def evaluate_recall(
             + ["MRR", "splits"]}
 
 
-__all__ = ["KS", "RecallResult", "SearchFn", "torch_search", "two_stage_recall", "recall_ranks", "evaluate_recall"]
+def split_lists(stage1: np.ndarray, stage2: np.ndarray, k: int, n: int) -> np.ndarray:
+    """(B, k) the two-stage list of split n + (k - n) from a longer stage-1 list and a stage-2 list that left out
+    the history and the appended items only: stage1[:, :n], then the first k - n stage-2 items not in it (-1 pads
+    where the catalog ran out)."""
+    s1 = stage1[:, :n]
+    keep = (stage2 >= 0) & ~(stage2[:, :, None] == s1[:, None, :]).any(-1)  # (B, L)
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept items first, in stage-2 order
+    s2 = np.take_along_axis(stage2, order, 1)[:, :k - n]
+    s2 = np.where(np.take_along_axis(keep, order, 1)[:, :k - n], s2, -1)
+    return np.concatenate([s1, s2], 1)
+
+
+@torch.no_grad()
+def split_grid_ranks(
+    model, histories: Sequence[np.ndarray], targets: np.ndarray, users: np.ndarray, grid: dict[int, Sequence[int]],
+    append: int, search: SearchFn | None = None, batch_size: int = 1024,
+) -> dict[tuple[int, int], np.ndarray]:
+    """(U,) ranks in the two-stage K-list of every split (K, N) of grid with N >= append, as `recall_ranks(n=N,
+    m=K-N, append=append)` gives them, from one recall for the whole grid instead of one a split.
+
+    NOTE: exact because stage 2 appends the top `append` stage-1 items, which do not depend on N: one recall with
+    n=append retrieves max K stage-2 items (history and appended items excluded), one with m=0 the stage-1 list of
+    max K, and `split_lists` cuts each split's list from the two (tested against recall_ranks split by split)."""
+    append = int(parse_append(append))
+    k_max = max(grid)
+    pairs = [(k, n) for k, ns in sorted(grid.items()) for n in ns if append <= n <= k]
+    search = search or torch_search(model.item_embeddings())
+    was_training = model.training
+    model.eval()
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    ranks = {pair: np.empty(len(histories)) for pair in pairs}
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        hist = [histories[i] for i in idx]
+        stage1 = two_stage_recall(model, hist, users[idx], k_max, 0, search).items
+        stage2 = two_stage_recall(model, hist, users[idx], append, k_max, search, append=append).items[:, append:]
+        for k, n in pairs:
+            lists = split_lists(stage1, stage2, k, n) if n < k else stage1[:, :k]
+            ranks[(k, n)][idx] = ranks_from_lists(lists, targets[idx])
+    if was_training:
+        model.train()
+    return ranks
+
+
+__all__ = ["KS", "RecallResult", "SearchFn", "torch_search", "two_stage_recall", "recall_ranks", "evaluate_recall",
+           "split_lists", "split_grid_ranks"]
