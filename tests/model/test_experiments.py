@@ -81,6 +81,10 @@ def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
     k1_row = next(x for x in lines[lines.index("### K=10 (test NDCG@10; N=K is one-stage recall)"):]
                   if x.startswith("| prompt-tuned (k=1) | 1 | "))
     assert k1_row.rsplit(" | ", 1)[0] == split_row.rstrip(" |")
+    # the split table (one recall for the grid) agrees with the run's own two-stage test figure (9+1, append 1)
+    tuned = json.loads((runs / "synthetic-recgpt-ce-pretrain+prompt-s1" / "metrics.json").read_text())
+    assert tuned["test_two_stage"]["splits"]["10"] == [9, 1]
+    assert split_row.split(" | ")[2 + 9 - 5] == f"{tuned['test_two_stage']['NDCG@10']:.4f}"
     k5_row = next(x for x in lines if x.startswith("| prompt-tuned (k=5) | 5 | "))
     assert len(k5_row.split(" | ")) == 2 + 6 + 1  # name, k, six N values, best N
 
