@@ -85,6 +85,9 @@ def test_ablations_reuse_the_main_runs_and_write_tables_and_plots(tmp_path):
     tuned = json.loads((runs / "synthetic-recgpt-ce-pretrain+prompt-s1" / "metrics.json").read_text())
     assert tuned["test_two_stage"]["splits"]["10"] == [9, 1]
     assert split_row.split(" | ")[2 + 9 - 5] == f"{tuned['test_two_stage']['NDCG@10']:.4f}"
+    # each row says how many epochs its run got (under a time cap, runs of one table can differ)
+    assert next(x for x in lines if x.startswith("| 1 | ")).startswith(f"| 1 | {tuned['epochs']} | ")
+    assert "| option | epochs |" in text and "| run | epochs |" in text
     k5_row = next(x for x in lines if x.startswith("| prompt-tuned (k=5) | 5 | "))
     assert len(k5_row.split(" | ")) == 2 + 6 + 1  # name, k, six N values, best N
 
