@@ -79,10 +79,9 @@ def ablation_plan(ds: str, runs: Path, base: TrainConfig) -> tuple[Job, dict[str
     return pre, prompt, rows, sasrec
 
 
-def ablation_jobs(ds: str, runs: Path, base: TrainConfig, plan: tuple | None = None) -> list[Job]:
-    """Every run of `ablation_plan` (or of the plan given), in training order (a pre-trained run before the runs
-    that start from it)."""
-    pre, prompt, pre_rows, sasrec = plan or ablation_plan(ds, runs, base)
+def ablation_jobs(plan: tuple[Job, dict[str, Job], list[tuple[str, Job]], list[Job]]) -> list[Job]:
+    """Every run of an `ablation_plan`, in training order (a pre-trained run before the runs that start from it)."""
+    pre, prompt, pre_rows, sasrec = plan
     return [pre, *sasrec, *(job for _, job in pre_rows), *prompt.values()]
 
 
@@ -91,7 +90,7 @@ def ablations(ds: str, runs: Path, out: Path, base: TrainConfig, log: Callable[[
     placement, user module on/off; one seed. Trains (or reuses) the runs of `ablation_plan` first."""
     out.mkdir(parents=True, exist_ok=True)
     plan = ablation_plan(ds, runs, base)
-    train_jobs(base, ablation_jobs(ds, runs, base, plan), log)
+    train_jobs(base, ablation_jobs(plan), log)
     pre, prompt, pre_rows, _ = plan
     split = leave_one_out(load_dataset(ds))
     md = [f"# Ablations on {NAMES.get(ds, ds)} (seed {base.seed})\n",
@@ -159,13 +158,14 @@ def claims(runs: Path, ds: str, seed: int, pre: Path, by_len: dict[int, dict], v
         return ["\n## The paper's claims\n", "No sasrec run of the main table to compare with: run `experiments main`."]
     best_loss = max(sas, key=lambda k: sas[k]["test"]["NDCG@10"])
     s = sas[best_loss]["test"]
-    p = load_run(pre)["test"]
+    pre_run = load_run(pre)
+    p = pre_run["test"]
     full = by_len[1]["test_two_stage"]
     best_len = max(valid_by_len, key=valid_by_len.get)
     pre_cfg = json.loads((pre / "config.json").read_text())
     # NOTE: a stage that ran to its epoch limit is capped too (before early stopping could end it)
     cap = (f"{pre_cfg['max_minutes']} min a stage" if pre_cfg.get("max_minutes")
-           else f"{pre_cfg['epochs']} epochs a stage" if load_run(pre)["epochs"] >= pre_cfg.get("epochs", 0) else None)
+           else f"{pre_cfg['epochs']} epochs a stage" if pre_run["epochs"] >= pre_cfg.get("epochs", 0) else None)
     md = ["\n## The paper's claims, answered (generated)\n",
           f"Our SASRec = the better of BCE and CE on test NDCG@10: {best_loss} (NDCG@10 {s['NDCG@10']:.4f}, "
           f"HR@10 {s['HR@10']:.4f}).\n"]

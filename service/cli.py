@@ -111,7 +111,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
     import torch
 
-    from model.ablations import ablation_jobs, ablations
+    from model.ablations import ablation_jobs, ablation_plan, ablations
     from model.experiments import DATASETS, main_jobs, main_table, splits_report
     from model.sweep import train_jobs
     from model.train import TrainConfig
@@ -129,7 +129,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
         if a.which == "main":
             jobs = list(main_jobs(datasets, a.seeds, runs).values())
         else:
-            jobs = [job for ds in datasets for job in ablation_jobs(ds, runs, base)]
+            jobs = [job for ds in datasets for job in ablation_jobs(ablation_plan(ds, runs, base))]
         train_jobs(base, jobs)
         return 0
     if a.which == "main":

@@ -75,4 +75,3 @@ def test_eval_per_run_blocks_and_a_baseline_per_data_set(tmp_path):
     assert rows[1]["NDCG@10 vs base"] == pytest.approx(rows[1]["NDCG@10"] / runs["pop", 2]["test"]["NDCG@10"] - 1)
     # two baselines of one data set are ambiguous: a clear error, exit 2
     assert main(["eval", specs[1], "--baseline", runs["pop", 2]["dir"], "--baseline", runs["sasrec", 2]["dir"]]) == 2
-

@@ -135,7 +135,7 @@ def test_a_run_that_starts_from_a_run_without_weights_is_an_error_before_any_tra
 
 @pytest.mark.parametrize("which", ["main", "ablations"])
 def test_train_only_trains_every_data_set_s_runs_as_one_plan_and_writes_no_table(tmp_path, fake_run, which):
-    from model.ablations import ablation_jobs
+    from model.ablations import ablation_jobs, ablation_plan
     from model.experiments import main_jobs
     from service.cli import main
 
@@ -144,7 +144,7 @@ def test_train_only_trains_every_data_set_s_runs_as_one_plan_and_writes_no_table
                  "--runs", str(runs), "--out", str(out)]) == 0
     base = TrainConfig(seed=1)  # ablations: one seed (the first)
     planned = (main_jobs(["synthetic"], [1, 2], runs).values() if which == "main"
-               else ablation_jobs("synthetic", runs, base))
+               else ablation_jobs(ablation_plan("synthetic", runs, base)))
     assert sorted(name for _, name in fake_run) == sorted({job.out.name for job in planned})
     assert not out.exists()
     assert main(["experiments", "splits", "--train-only", "--datasets", "synthetic", "--model", f"x={runs}"]) == 2
