@@ -106,7 +106,7 @@ def compare_runs(
     return "\n".join(lines) + "\n", rows
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1, as "mean ± std over n seeds"; 0 for one value)."""
     # the main table's convention (experiments._fmt): numpy, ddof=1
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
@@ -142,7 +142,7 @@ def seed_groups(groups: Sequence[tuple[str, Sequence[str]]], block: str = "test"
         row = {"group": label, "n": len(runs), "data": runs[0]["data"], "seeds": [r["seed"] for r in runs],
                "runs": [f"{r['run']}:{r['block']}" for r in runs]}
         for c in COLUMNS:
-            row[c], row[f"{c} std"] = _mean_std([r[c] for r in runs])
+            row[c], row[f"{c} std"] = mean_std([r[c] for r in runs])
         rows.append(row)
     if baseline is not None:
         if baseline not in runs_of:
@@ -156,7 +156,7 @@ def seed_groups(groups: Sequence[tuple[str, Sequence[str]]], block: str = "test"
             for c in REL_COLUMNS:
                 rel = [r[c] / b[c] - 1.0 for r, b in zip(runs, base, strict=True)]
                 row[f"{c} vs base"] = rel
-                row[f"{c} vs base mean"], row[f"{c} vs base std"] = _mean_std(rel)
+                row[f"{c} vs base mean"], row[f"{c} vs base std"] = mean_std(rel)
     rel = REL_COLUMNS if baseline is not None else []
     head = ("| group | n | seeds | " + " | ".join(COLUMNS)
             + "".join(f" | {c} vs base (paired) | {c} pairs >= +3%" for c in rel) + " |")

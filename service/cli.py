@@ -114,11 +114,15 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     from model.ablations import ablation_jobs, ablation_plan, ablations
     from model.experiments import DATASETS, main_jobs, main_table, splits_report
     from model.sweep import train_jobs
+    from model.targets import targets_report
     from model.train import TrainConfig
 
     # NOTE: set here, not only by each training run: `splits`, and `ablations` over reused runs, evaluate
     # without training anything, and torch would otherwise take every core
     torch.set_num_threads(a.threads)
+    if a.which == "targets":  # reads run folders, trains nothing
+        print(targets_report(a.pairs, Path(a.out) / "targets"))
+        return 0
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
                        batch_size=a.batch_size, threads=a.threads, device=a.device, extra=_parse_set(a.set))
     out, runs = Path(a.out), Path(a.runs)
@@ -356,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--paired-baseline", metavar="LABEL", help="with --group: each group's relative HR@10 and "
                    "NDCG@10 against this group, run by run of the same seed (mean ± std, min..max)")
     e.set_defaults(fn=_cmd_eval)
-    x = sub.add_parser("experiments", help="generate docs/results: the main table or the ablations (runs are reused)")
-    x.add_argument("which", choices=["main", "ablations", "splits"])
+    x = sub.add_parser("experiments", help="generate docs/results: the main table, the ablations, split tables, "
+                       "or where the targets stand (runs are reused)")
+    x.add_argument("which", choices=["main", "ablations", "splits", "targets"])
     x.add_argument("--model", dest="models", action="append", metavar="NAME=RUN_DIR[:CHECKPOINT]",
                    help="splits: a trained run to evaluate (e.g. 'pre-trained=runs/rg:pretrain.best')")
     x.add_argument("--datasets", help="comma-separated (default: beauty,sports,toys,yelp)")
@@ -377,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--train-only", action="store_true",
                    help="train (or reuse) the runs of every data set and seed, write no table: copies of the same "
                    "command side by side share the runs; then run the command without it to write the tables")
+    x.add_argument("--pairs", default="docs/results/target_pairs.json",
+                   help="targets: the manifest of (SASRec runs, RecGPT run) pairs; writes OUT/targets.md and .json")
     x.add_argument("--out", default="docs/results", help="folder for the tables and plots")
     x.set_defaults(fn=_cmd_experiments)
 
