@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from .plots import plot_targets
 from .report import load_run, mean_std
 
 TARGET_GAIN = 0.03  # RecGPT >= 1.03 x our SASRec on NDCG@10, on each data set
@@ -117,7 +118,8 @@ def _pct(x: float) -> str:
 
 
 def targets_report(manifest: str | Path, out: str | Path) -> str:
-    """Write OUT.md and OUT.json: the verdict a data set and setting, then every pair. Returns the markdown."""
+    """Write OUT.md and OUT.json (the verdict a data set and setting, then every pair) and OUT.png (the gains).
+    Returns the markdown."""
     out = Path(out)
     if out.with_suffix(".json").resolve() == Path(manifest).resolve():
         raise ValueError(f"--out would write {out.with_suffix('.json')} over the manifest {manifest}")
@@ -156,4 +158,5 @@ def targets_report(manifest: str | Path, out: str | Path) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
     out.with_suffix(".json").write_text(json.dumps({"summary": summary, "pairs": rows}, indent=1))
+    plot_targets(summary, out.with_suffix(".png"))
     return text

@@ -88,6 +88,7 @@ def test_report_files_and_the_cli(tmp_path):
     assert "authors' 0.0651 / 0.0356: beaten" in line  # HR@10 0.099 and NDCG@10 0.0581
     saved = json.loads((tmp_path / "out" / "targets.json").read_text())
     assert saved["pairs"][0]["recgpt"] == "rg" and saved["summary"][0]["target"] == "not met"
+    assert (tmp_path / "out" / "targets.png").stat().st_size > 0
     assert main(["experiments", "targets", "--pairs", str(manifest), "--out", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "targets.md").read_text() == text
 
