@@ -40,6 +40,10 @@ def _stage_epochs(run_dir: Path, m: dict, stage: str) -> int:
     return int(m["epochs"])
 
 
+def last_stage_epochs(run_dir: str | Path, m: dict) -> int:
+    return _stage_epochs(Path(run_dir), m, str(m.get("stages", "pretrain")).split(",")[-1])
+
+
 def stopped_by(run_dir: str | Path, m: dict | None = None) -> str:
     """How the run's last stage ended: 'patience' (early stopping: converged on validation), 'time cap',
     'epoch limit', or 'unknown' (e.g. stopped by hand). NOTE: only 'patience' makes a converged run."""
@@ -47,7 +51,7 @@ def stopped_by(run_dir: str | Path, m: dict | None = None) -> str:
     m = load_run(run_dir) if m is None else m
     cfg = json.loads((run_dir / "config.json").read_text())
     stage = str(m.get("stages", "pretrain")).split(",")[-1]
-    n, best = _stage_epochs(run_dir, m, stage), int(m.get("best_epoch", {}).get(stage, 0))
+    n, best = last_stage_epochs(run_dir, m), int(m.get("best_epoch", {}).get(stage, 0))
     if n - best >= int(cfg.get("patience", 10)):
         return "patience"
     if n >= int(cfg.get("epochs", 0) or 1 << 30):
@@ -86,7 +90,7 @@ def pair_rows(manifest: str | Path) -> list[dict]:
             "gain_NDCG@10": gt["NDCG@10"] / st["NDCG@10"] - 1.0, "gain_HR@10": gt["HR@10"] / st["HR@10"] - 1.0,
             "split@10": gt.get("splits", {}).get("10"),
             "sasrec_stop": stopped_by(s_dir, s), "recgpt_stop": stopped_by(g_dir, g),
-            "sasrec_epochs": s.get("epochs"), "recgpt_epochs": g.get("epochs"),
+            "sasrec_epochs": last_stage_epochs(s_dir, s), "recgpt_epochs": last_stage_epochs(g_dir, g),
         })
     return rows
 
@@ -143,7 +147,7 @@ def targets_report(manifest: str | Path, out: str | Path) -> str:
         md.append(f"| {v['data']} | {v['setting']} | {v['n']} | {','.join(map(str, v['seeds']))} | "
                   f"{_pct(v['gain mean'])}{spread} | {v['pairs >= +3%']}/{v['n']} | {v['target']} | "
                   f"{v['recgpt NDCG@10']:.4f} | {pub_cell} | {hr} |")
-    md += ["\nEvery pair (test; how each run's last stage stopped, and its epochs):\n",
+    md += ["\nEvery pair (test; how each run's last stage stopped, and that stage's epochs):\n",
            "| data | setting | seed | our SASRec | loss | NDCG@10 | HR@10 | stopped | RecGPT | NDCG@10 (two-stage) | "
            "HR@10 | split at K=10 | stopped | NDCG@10 vs SASRec | HR@10 vs SASRec |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -80,11 +80,12 @@ def test_report_files_and_the_cli(tmp_path):
     pairs = [{"data": "beauty", "setting": "converged", "seed": 1,
               "sasrec": [_run(tmp_path, "sas", ndcg=0.0570, hr=0.0950, data="beauty")],
               "recgpt": _run(tmp_path, "rg", ndcg=0.05, hr=0.0900, two_stage=0.0581, data="beauty",
-                             stage="prompt")}]
+                             stage="prompt", earlier=20)}]
     manifest = _manifest(tmp_path, pairs)
     text = targets_report(manifest, tmp_path / "out" / "targets")
     line = next(x for x in text.splitlines() if x.startswith("| beauty | converged | 1 |"))
     assert "+1.9%" in line and "| 0/1 | not met |" in line and "0.0611 (not reached)" in line
+    assert "patience, 15 ep" in text  # the RecGPT run's prompt stage: 15 of its 35 epochs
     assert "authors' 0.0651 / 0.0356: beaten" in line  # HR@10 0.099 and NDCG@10 0.0581
     saved = json.loads((tmp_path / "out" / "targets.json").read_text())
     assert saved["pairs"][0]["recgpt"] == "rg" and saved["summary"][0]["target"] == "not met"
