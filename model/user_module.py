@@ -11,9 +11,11 @@ if TYPE_CHECKING:
 
 # NOTE: `recgpt` trains without the paper's user module unless `--set user_module=true`: converged on Beauty
 # (seed 1, docs/results/beauty_converged_vs_sasrec.md) the module loses on validation after pre-training (NDCG@10
-# 0.0658 with it, 0.0681 without) and after prompt-tuning (two-stage 0.0680 vs 0.0717). 2-minute capped runs favour
-# it on test after prompt-tuning (docs/results/ablations_beauty.md, ablations_s19/): an under-trained model gains from
-# its shared vector. Runs made before this default (config.json without the key) had it on; `--resume` and `--init`
+# 0.0658 with it, 0.0681 without) and after prompt-tuning (two-stage 0.0680 vs 0.0717); so on Toys (session 21,
+# docs/results/toys_s21_bootstrap.md: souped pre-training 0.0704 vs 0.0738, prompt-tuned 0.0708 vs 0.0752, test
+# two-stage -1.4% against +3.5% without it). Capped runs favour it on test after prompt-tuning
+# (docs/results/ablations_beauty.md, ablations_s19/, ablations_s20_epochs/: +15% on Toys at 2 epochs a stage): an
+# under-trained model gains from its shared vector. Runs made before this default (config.json without the key) had it on; `--resume` and `--init`
 # keep what the run had.
 DEFAULT_USER_MODULE = False
 
