@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 # docs/results/toys_s21_bootstrap.md: souped pre-training 0.0704 vs 0.0738, prompt-tuned 0.0708 vs 0.0752, test
 # two-stage -1.4% against +3.5% without it). Capped runs favour it on test after prompt-tuning
 # (docs/results/ablations_beauty.md, ablations_s19/, ablations_s20_epochs/: +15% on Toys at 2 epochs a stage): an
-# under-trained model gains from its shared vector. Runs made before this default (config.json without the key) had it on; `--resume` and `--init`
-# keep what the run had.
+# under-trained model gains from its shared vector. Runs made before this default (config.json without the key) had
+# it on; `--resume` and `--init` keep what the run had.
 DEFAULT_USER_MODULE = False
 
 
