@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train (or reuse) the runs of every data set and seed, write no table: copies of the same "
                    "command side by side share the runs; then run the command without it to write the tables")
     x.add_argument("--pairs", default="docs/results/target_pairs.json",
-                   help="targets: the manifest of (SASRec runs, RecGPT run) pairs; writes OUT/targets.md, .json and .png")
+                   help="targets: the manifest of (SASRec runs, RecGPT run) pairs; writes OUT/targets.md, .json, .png")
     x.add_argument("--out", default="docs/results", help="folder for the tables and plots")
     x.set_defaults(fn=_cmd_experiments)
 
