@@ -21,6 +21,12 @@ def load_run(run_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def epoch_rows(run_dir: str | Path) -> list[dict]:
+    """The run's metrics.jsonl, one dict an epoch of every stage ([] when the folder has none)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
 BLOCKS = ("test", "valid", "test_two_stage")
 
 
@@ -49,9 +55,7 @@ def selected_on(run_dir: str | Path, m: dict | None = None) -> float | None:
         score = m.get(end, {}).get(last, {}).get("valid_select")
         if score is not None:
             return float(score)
-    path = Path(run_dir) / "metrics.jsonl"
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    best = [r for r in rows if r.get("stage") == last and r.get("best")]
+    best = [r for r in epoch_rows(run_dir) if r.get("stage") == last and r.get("best")]
     return float(best[-1].get("valid_two_stage", best[-1]["valid"])["NDCG@10"]) if best else None
 
 

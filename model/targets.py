@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .plots import plot_targets
-from .report import load_run, mean_std
+from .report import epoch_rows, load_run, mean_std
 
 TARGET_GAIN = 0.03  # RecGPT >= 1.03 x our SASRec on NDCG@10, on each data set
 # Best published NDCG@10 on these files (the issue; ../shared/data/RESULTS.md): Beauty BSARec's official log,
@@ -29,34 +29,24 @@ PUBLISHED_NDCG10 = {"beauty": 0.0611, "sports": 0.0314, "toys": 0.0580}
 AUTHORS_BEAUTY = {"HR@10": 0.0651, "NDCG@10": 0.0356}  # the RecGPT paper's own Beauty figures
 
 
-def _stage_epochs(run_dir: Path, m: dict, stage: str) -> int:
-    """Epochs the run trained in `stage`: counted in metrics.jsonl, else metrics.json's count (one-stage runs)."""
-    path = run_dir / "metrics.jsonl"
-    if path.exists():
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        n = sum(r.get("stage") == stage for r in rows)
-        if n:
-            return n
-    return int(m["epochs"])
-
-
-def last_stage_epochs(run_dir: str | Path, m: dict) -> int:
-    return _stage_epochs(Path(run_dir), m, str(m.get("stages", "pretrain")).split(",")[-1])
+def _stopped(run_dir: Path, m: dict) -> tuple[str, int]:
+    """(how the run's last stage ended, that stage's epochs): see `stopped_by`. The epochs are counted in
+    metrics.jsonl, else taken from metrics.json (a one-stage run)."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    stage = str(m.get("stages", "pretrain")).split(",")[-1]
+    n = sum(r.get("stage") == stage for r in epoch_rows(run_dir)) or int(m["epochs"])
+    best = int(m.get("best_epoch", {}).get(stage, 0))
+    if n - best >= int(cfg.get("patience", 10)):
+        return "patience", n
+    if n >= int(cfg.get("epochs", 0) or 1 << 30):
+        return "epoch limit", n
+    return ("time cap" if cfg.get("max_minutes") else "unknown"), n
 
 
 def stopped_by(run_dir: str | Path, m: dict | None = None) -> str:
     """How the run's last stage ended: 'patience' (early stopping: converged on validation), 'time cap',
     'epoch limit', or 'unknown' (e.g. stopped by hand). NOTE: only 'patience' makes a converged run."""
-    run_dir = Path(run_dir)
-    m = load_run(run_dir) if m is None else m
-    cfg = json.loads((run_dir / "config.json").read_text())
-    stage = str(m.get("stages", "pretrain")).split(",")[-1]
-    n, best = last_stage_epochs(run_dir, m), int(m.get("best_epoch", {}).get(stage, 0))
-    if n - best >= int(cfg.get("patience", 10)):
-        return "patience"
-    if n >= int(cfg.get("epochs", 0) or 1 << 30):
-        return "epoch limit"
-    return "time cap" if cfg.get("max_minutes") else "unknown"
+    return _stopped(Path(run_dir), load_run(run_dir) if m is None else m)[0]
 
 
 def _run(base: Path, rel: str) -> tuple[Path, dict]:
@@ -82,6 +72,7 @@ def pair_rows(manifest: str | Path) -> list[dict]:
         if "test_two_stage" not in g:
             raise KeyError(f"{g_dir}: metrics.json has no 'test_two_stage' block (a RecGPT run has one)")
         st, gt = s["test"], g["test_two_stage"]
+        (s_stop, s_epochs), (g_stop, g_epochs) = _stopped(s_dir, s), _stopped(g_dir, g)
         rows.append({
             "data": p["data"], "setting": p["setting"], "seed": p.get("seed", g.get("seed")),
             "sasrec": s_dir.name, "sasrec_loss": s.get("loss"), "sasrec_of": len(sas), "recgpt": g_dir.name,
@@ -89,8 +80,7 @@ def pair_rows(manifest: str | Path) -> list[dict]:
             "recgpt_NDCG@10": gt["NDCG@10"], "recgpt_HR@10": gt["HR@10"],
             "gain_NDCG@10": gt["NDCG@10"] / st["NDCG@10"] - 1.0, "gain_HR@10": gt["HR@10"] / st["HR@10"] - 1.0,
             "split@10": gt.get("splits", {}).get("10"),
-            "sasrec_stop": stopped_by(s_dir, s), "recgpt_stop": stopped_by(g_dir, g),
-            "sasrec_epochs": last_stage_epochs(s_dir, s), "recgpt_epochs": last_stage_epochs(g_dir, g),
+            "sasrec_stop": s_stop, "recgpt_stop": g_stop, "sasrec_epochs": s_epochs, "recgpt_epochs": g_epochs,
         })
     return rows
 
