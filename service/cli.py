@@ -63,9 +63,15 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         raise ValueError("--plot writes OUT.png beside a table of runs: it wants run folders, --out and one --baseline")
     if a.bootstrap and (a.group or len(a.baseline or []) != 1 or a.plot or a.selection):
         raise ValueError("--bootstrap compares run folders with one --baseline (no --group, --plot, --selection)")
+    if a.threads and not a.bootstrap:
+        raise ValueError("--threads sets the torch threads of --bootstrap (the other tables only read metrics.json)")
     if a.bootstrap:
         from model.significance import significance_table
 
+        if a.threads:
+            import torch
+
+            torch.set_num_threads(a.threads)  # NOTE: e.g. 1 beside training runs; default = all cores
         table, rows = significance_table(a.runs, a.baseline[0], a.baseline_block, a.block)
     elif a.group:
         if a.baseline:
@@ -355,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "it was chosen on, with the baseline's lines (implies --selection; wants --out, one --baseline)")
     e.add_argument("--bootstrap", action="store_true", help="instead: each run's NDCG@10 change against the one "
                    "--baseline with a paired bootstrap over test users (95%% interval; the folders need their weights)")
+    e.add_argument("--threads", type=int, help="torch threads of --bootstrap (default: all cores)")
     e.add_argument("--group", action="append", metavar="LABEL=RUN[:BLOCK],...",
                    help="instead of run rows: one row a group of runs (one setting, several seeds), mean ± std")
     e.add_argument("--paired-baseline", metavar="LABEL", help="with --group: each group's relative HR@10 and "

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from model.significance import paired_bootstrap, significance_table
 from model.train import TrainConfig, run
@@ -57,8 +58,15 @@ def test_table_from_run_folders_reproduces_their_metrics(tmp_path):
     assert [r["run_ndcg"] for r in rows] == pytest.approx([m["test"]["NDCG@10"], m["test_two_stage"]["NDCG@10"]])
     assert all(r["ci95"][0] > 0.5 for r in rows)  # SASRec learns the synthetic order; popularity does not
     assert table.count("| sas |") == 2 and "paired resamples" in table
-    # the same from the command line, with --out
-    assert main(["eval", str(sas), "--baseline", str(pop), "--bootstrap", "--out", str(tmp_path / "b")]) == 0
+    # the same from the command line, with --out, on one torch thread (restored after)
+    threads = torch.get_num_threads()
+    try:
+        assert main(["eval", str(sas), "--baseline", str(pop), "--bootstrap", "--threads", "1",
+                     "--out", str(tmp_path / "b")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert main(["eval", str(sas), "--threads", "1"]) == 2  # threads only for --bootstrap: one clear line
     assert json.loads((tmp_path / "b.json").read_text())[0]["run_ndcg"] == pytest.approx(m["test"]["NDCG@10"])
     assert main(["eval", str(sas), "--bootstrap"]) == 2  # no baseline: one clear line
     # NOTE: weights that do not give the run's own figures are refused, not reported
