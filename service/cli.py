@@ -36,6 +36,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         "patience",
         "max_len",
         "d_model",
+        "d_ff",
         "n_layers",
         "n_heads",
         "dropout",
@@ -332,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="epochs without a better valid NDCG@10 before stopping")
     t.add_argument("--max-len", type=int)
     t.add_argument("--d-model", type=int)
+    t.add_argument("--d-ff", type=int, help="feed-forward width of each block (default 256)")
     t.add_argument("--n-layers", type=int)
     t.add_argument("--n-heads", type=int)
     t.add_argument("--dropout", type=float)
