@@ -177,3 +177,23 @@ def seed_groups(groups: Sequence[tuple[str, Sequence[str]]], block: str = "test"
     lines += [f"- {label}: " + ", ".join(f"{Path(r['run']).name}:{r['block']}" for r in runs)
               for label, runs in runs_of.items()]
     return "\n".join(lines) + "\n", rows
+
+
+def stop_reason(run_dir: Path, m: dict) -> tuple[str, int]:
+    """(how the run's last stage ended, that stage's epochs): see `stopped_by`. The epochs are counted in
+    metrics.jsonl, else taken from metrics.json (a one-stage run)."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    stage = str(m.get("stages", "pretrain")).split(",")[-1]
+    n = sum(r.get("stage") == stage for r in epoch_rows(run_dir)) or int(m["epochs"])
+    best = int(m.get("best_epoch", {}).get(stage, 0))
+    if n - best >= int(cfg.get("patience", 10)):
+        return "patience", n
+    if n >= int(cfg.get("epochs", 0) or 1 << 30):
+        return "epoch limit", n
+    return ("time cap" if cfg.get("max_minutes") else "unknown"), n
+
+
+def stopped_by(run_dir: str | Path, m: dict | None = None) -> str:
+    """How the run's last stage ended: 'patience' (early stopping: converged on validation), 'time cap',
+    'epoch limit', or 'unknown' (e.g. stopped by hand). NOTE: only 'patience' makes a converged run."""
+    return stop_reason(Path(run_dir), load_run(run_dir) if m is None else m)[0]

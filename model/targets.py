@@ -20,33 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .plots import plot_targets
-from .report import epoch_rows, load_run, mean_std
+from .report import load_run, mean_std, stop_reason
 
 TARGET_GAIN = 0.03  # RecGPT >= 1.03 x our SASRec on NDCG@10, on each data set
 # Best published NDCG@10 on these files (the issue; ../shared/data/RESULTS.md): Beauty BSARec's official log,
 # Sports and Toys SASRec with sampled softmax, re-run. Yelp has none.
 PUBLISHED_NDCG10 = {"beauty": 0.0611, "sports": 0.0314, "toys": 0.0580}
 AUTHORS_BEAUTY = {"HR@10": 0.0651, "NDCG@10": 0.0356}  # the RecGPT paper's own Beauty figures
-
-
-def _stopped(run_dir: Path, m: dict) -> tuple[str, int]:
-    """(how the run's last stage ended, that stage's epochs): see `stopped_by`. The epochs are counted in
-    metrics.jsonl, else taken from metrics.json (a one-stage run)."""
-    cfg = json.loads((run_dir / "config.json").read_text())
-    stage = str(m.get("stages", "pretrain")).split(",")[-1]
-    n = sum(r.get("stage") == stage for r in epoch_rows(run_dir)) or int(m["epochs"])
-    best = int(m.get("best_epoch", {}).get(stage, 0))
-    if n - best >= int(cfg.get("patience", 10)):
-        return "patience", n
-    if n >= int(cfg.get("epochs", 0) or 1 << 30):
-        return "epoch limit", n
-    return ("time cap" if cfg.get("max_minutes") else "unknown"), n
-
-
-def stopped_by(run_dir: str | Path, m: dict | None = None) -> str:
-    """How the run's last stage ended: 'patience' (early stopping: converged on validation), 'time cap',
-    'epoch limit', or 'unknown' (e.g. stopped by hand). NOTE: only 'patience' makes a converged run."""
-    return _stopped(Path(run_dir), load_run(run_dir) if m is None else m)[0]
 
 
 def _run(base: Path, rel: str) -> tuple[Path, dict]:
@@ -72,7 +52,7 @@ def pair_rows(manifest: str | Path) -> list[dict]:
         if "test_two_stage" not in g:
             raise KeyError(f"{g_dir}: metrics.json has no 'test_two_stage' block (a RecGPT run has one)")
         st, gt = s["test"], g["test_two_stage"]
-        (s_stop, s_epochs), (g_stop, g_epochs) = _stopped(s_dir, s), _stopped(g_dir, g)
+        (s_stop, s_epochs), (g_stop, g_epochs) = stop_reason(s_dir, s), stop_reason(g_dir, g)
         rows.append({
             "data": p["data"], "setting": p["setting"], "seed": p.get("seed", g.get("seed")),
             "sasrec": s_dir.name, "sasrec_loss": s.get("loss"), "sasrec_of": len(sas), "recgpt": g_dir.name,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from model.report import COLUMNS
-from model.targets import pair_rows, stopped_by, targets_report, verdicts
+from model.report import COLUMNS, stopped_by
+from model.targets import pair_rows, targets_report, verdicts
 from service.cli import main
 
 
