@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from bench.mix_start import main as bench_mix_start
+from bench.seed_soup import main as bench_seed_soup
+from bench.seed_soup import mean_state
 from model.checkpoint import load_weights, save_checkpoint
 from model.data import leave_one_out, load_dataset
 from model.io import load_run_model
@@ -161,3 +163,36 @@ def test_prompt_stage_mixed_with_its_start_is_what_the_run_keeps(tmp_path, capsy
     test_at = {float(r[0]): float(r[3]) for r in rows}
     assert test_at[1.0] == pytest.approx(res["test"]["NDCG@10"], abs=1e-5)
     assert test_at[0.0] == pytest.approx(json.loads((pre / "metrics.json").read_text())["test"]["NDCG@10"], abs=1e-5)
+
+
+def test_seed_soup_bench_scores_each_run_and_their_average(tmp_path, capsys):
+    pre = tmp_path / "pre"
+    run(TrainConfig(model="recgpt", out=str(pre), stages="pretrain", **FAST), log=lambda *_: None)
+    tuned = []
+    for seed in (1, 2):
+        out = tmp_path / f"tuned{seed}"
+        tuned.append(run(TrainConfig(model="recgpt", out=str(out), stages="prompt", init=str(pre), seed=seed,
+                                     **FAST), log=lambda *_: None))
+    a, b = (load_weights(tmp_path / f"tuned{s}" / "best.safetensors") for s in (1, 2))
+    mean = mean_state([a, b])
+    k = next(k for k, v in a.items() if v.is_floating_point() and not torch.equal(v, b[k]))
+    assert torch.allclose(mean[k], (a[k] + b[k]) / 2)  # the seeds did move the weights apart
+
+    threads = torch.get_num_threads()
+    try:
+        bench_seed_soup([str(pre), str(tmp_path / "tuned1"), str(tmp_path / "tuned2"), "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    rows = [r.split("|")[1:-1] for r in capsys.readouterr().out.splitlines()[4:]]
+    assert len(rows) == 5  # start, two runs, the uniform soup, the greedy soup
+    test_of = {r[0].strip(): float(r[3]) for r in rows}
+    assert test_of["start"] == pytest.approx(json.loads((pre / "metrics.json").read_text())["test"]["NDCG@10"],
+                                             abs=1e-5)
+    for seed, res in zip((1, 2), tuned, strict=True):
+        assert test_of[f"`{tmp_path / f'tuned{seed}'}`"] == pytest.approx(res["test"]["NDCG@10"], abs=1e-5)
+    valid_two = {r[0].strip(): float(r[2]) for r in rows}
+    greedy = next(n for n in valid_two if n.startswith("greedy"))
+    assert valid_two[greedy] >= max(v for n, v in valid_two.items() if n.startswith("`"))  # never below its best run
+
+    with pytest.raises(SystemExit, match="not fine-tuned from"):  # a run with another start is refused
+        bench_seed_soup([str(tmp_path / "tuned1"), str(tmp_path / "tuned2")])

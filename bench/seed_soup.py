@@ -1,0 +1,87 @@
+"""Validation and test NDCG@10 of prompt-tuned runs that share one start, and of their weight soups.
+
+    python -m bench.seed_soup START_RUN TUNED_RUN [TUNED_RUN ...]
+
+The tuned runs are prompt stages fine-tuned from the same start (the same `--init`) with different seeds; fine-tuned
+copies of one model can be averaged in weight space (Wortsman et al. 2022, "Model soups": the uniform and the greedy
+soup). Rows: the start, each tuned run, the uniform soup of all tuned runs, and the greedy soup (runs in order of
+their validation two-stage NDCG@10, each kept when the average with it scores at least as well there). Choices are
+made on validation only; test is printed for the record. The recall options (split, append) are the first tuned
+run's. Prints one markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from model.data import leave_one_out, load_dataset
+from model.evaluate import evaluate
+from model.io import load_run_model
+from model.stages import k10_recall, two_stage_k10
+from model.train import TrainConfig
+
+State = dict[str, torch.Tensor]
+
+
+def mean_state(states: list[State]) -> State:
+    """The element-wise mean of float weights (in float64); other tensors from the first state."""
+    first = states[0]
+    return {k: (sum(s[k].double() for s in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
+            for k, v in first.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("start", type=Path)
+    ap.add_argument("tuned", type=Path, nargs="+")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(**json.loads((args.tuned[0] / "config.json").read_text()))
+    for run in args.tuned:
+        init = json.loads((run / "config.json").read_text()).get("init")
+        if init is None or Path(init).resolve() != args.start.resolve():
+            raise SystemExit(f"{run} was not fine-tuned from {args.start} (its init: {init})")
+    split = leave_one_out(load_dataset(cfg.data))
+    split10, append = k10_recall(cfg)
+    model = load_run_model(args.tuned[0]).eval()
+    states = {str(run): {k: v.clone() for k, v in load_run_model(run).state_dict().items()} for run in args.tuned}
+    start = load_run_model(args.start).state_dict()
+
+    def score(state: State) -> list[float]:
+        model.load_state_dict(state)
+        row = []
+        for hist, target in ((split.valid_hist, split.valid_target), (split.test_hist, split.test_target)):
+            row.append(evaluate(model, hist, target, split.users, cfg.eval_batch)["NDCG@10"])
+            row.append(two_stage_k10(cfg, model, hist, target, split.users)["NDCG@10"])
+        return row  # valid, valid two-stage, test, test two-stage
+
+    print(f"NDCG@10 of runs fine-tuned from `{args.start}` and their weight soups (two-stage: K=10 split "
+          f"{split10}, append {append})\n")
+    print("| weights | valid | valid two-stage | test | test two-stage |")
+    print("|---|---|---|---|---|")
+
+    def line(name: str, row: list[float]) -> None:
+        print(f"| {name} | " + " | ".join(f"{x:.5f}" for x in row) + " |", flush=True)
+
+    line("start", score(start))
+    rows = {name: score(s) for name, s in states.items()}
+    for name, row in rows.items():
+        line(f"`{name}`", row)
+    if len(states) < 2:
+        return
+    line(f"uniform soup of {len(states)}", score(mean_state(list(states.values()))))
+    order = sorted(rows, key=lambda n: -rows[n][1])
+    chosen, best = [order[0]], rows[order[0]]
+    for name in order[1:]:
+        row = score(mean_state([states[n] for n in [*chosen, name]]))
+        if row[1] >= best[1]:
+            chosen, best = [*chosen, name], row
+    line("greedy soup of " + ", ".join(f"`{Path(n).name}`" for n in chosen), best)
+
+
+if __name__ == "__main__":
+    main()
