@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     line("start", score(start))
     rows = {name: score(s) for name, s in states.items()}
     for name, row in rows.items():
-        line(f"`{name}`", row)
+        line(f"`{Path(name).name}`", row)
     if len(states) < 2:
         return
     line(f"uniform soup of {len(states)}", score(mean_state(list(states.values()))))

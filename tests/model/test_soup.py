@@ -189,7 +189,7 @@ def test_seed_soup_bench_scores_each_run_and_their_average(tmp_path, capsys):
     assert test_of["start"] == pytest.approx(json.loads((pre / "metrics.json").read_text())["test"]["NDCG@10"],
                                              abs=1e-5)
     for seed, res in zip((1, 2), tuned, strict=True):
-        assert test_of[f"`{tmp_path / f'tuned{seed}'}`"] == pytest.approx(res["test"]["NDCG@10"], abs=1e-5)
+        assert test_of[f"`tuned{seed}`"] == pytest.approx(res["test"]["NDCG@10"], abs=1e-5)
     valid_two = {r[0].strip(): float(r[2]) for r in rows}
     greedy = next(n for n in valid_two if n.startswith("greedy"))
     assert valid_two[greedy] >= max(v for n, v in valid_two.items() if n.startswith("`"))  # never below its best run
