@@ -15,12 +15,21 @@ from pathlib import Path
 
 import torch
 
-from model.data import leave_one_out, load_dataset
+from model.data import Split, leave_one_out, load_dataset
 from model.evaluate import evaluate
 from model.io import load_run_model
 from model.soup import interpolate
 from model.stages import k10_recall, two_stage_k10
 from model.train import TrainConfig
+
+
+def ndcg10_row(cfg: TrainConfig, model, split: Split) -> list[float]:
+    """NDCG@10 on validation and test, one-stage and two-stage (the run's K=10 recall): one table row."""
+    row = []
+    for hist, target in ((split.valid_hist, split.valid_target), (split.test_hist, split.test_target)):
+        row.append(evaluate(model, hist, target, split.users, cfg.eval_batch)["NDCG@10"])
+        row.append(two_stage_k10(cfg, model, hist, target, split.users)["NDCG@10"])
+    return row  # valid, valid two-stage, test, test two-stage
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,12 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|")
     for a in args.alphas:
         model.load_state_dict(interpolate(start, tuned, a))
-        row = []
-        for hist, target in ((split.valid_hist, split.valid_target), (split.test_hist, split.test_target)):
-            one = evaluate(model, hist, target, split.users, cfg.eval_batch)["NDCG@10"]
-            two = two_stage_k10(cfg, model, hist, target, split.users)["NDCG@10"]
-            row += [f"{one:.5f}", f"{two:.5f}"]
-        print(f"| {a:g} | " + " | ".join(row) + " |", flush=True)
+        print(f"| {a:g} | " + " | ".join(f"{x:.5f}" for x in ndcg10_row(cfg, model, split)) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,20 +17,12 @@ from pathlib import Path
 
 import torch
 
+from bench.mix_start import ndcg10_row
 from model.data import leave_one_out, load_dataset
-from model.evaluate import evaluate
 from model.io import load_run_model
-from model.stages import k10_recall, two_stage_k10
+from model.soup import mean_state
+from model.stages import k10_recall
 from model.train import TrainConfig
-
-State = dict[str, torch.Tensor]
-
-
-def mean_state(states: list[State]) -> State:
-    """The element-wise mean of float weights (in float64); other tensors from the first state."""
-    first = states[0]
-    return {k: (sum(s[k].double() for s in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
-            for k, v in first.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,13 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     states = {str(run): {k: v.clone() for k, v in load_run_model(run).state_dict().items()} for run in args.tuned}
     start = load_run_model(args.start).state_dict()
 
-    def score(state: State) -> list[float]:
+    def score(state: dict[str, torch.Tensor]) -> list[float]:
         model.load_state_dict(state)
-        row = []
-        for hist, target in ((split.valid_hist, split.valid_target), (split.test_hist, split.test_target)):
-            row.append(evaluate(model, hist, target, split.users, cfg.eval_batch)["NDCG@10"])
-            row.append(two_stage_k10(cfg, model, hist, target, split.users)["NDCG@10"])
-        return row  # valid, valid two-stage, test, test two-stage
+        return ndcg10_row(cfg, model, split)  # valid, valid two-stage, test, test two-stage
 
     print(f"NDCG@10 of runs fine-tuned from `{args.start}` and their weight soups (two-stage: K=10 split "
           f"{split10}, append {append})\n")

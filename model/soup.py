@@ -122,3 +122,10 @@ def interpolate(begin: dict[str, torch.Tensor], end: dict[str, torch.Tensor], a:
         return end
     return {k: ((1 - a) * begin[k].double() + a * v.double()).to(v.dtype) if v.is_floating_point() else v
             for k, v in end.items()}
+
+
+def mean_state(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of float weights (computed in float64); other tensors from the first state."""
+    first = states[0]
+    return {k: (sum(s[k].double() for s in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
+            for k, v in first.items()}

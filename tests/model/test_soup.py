@@ -7,12 +7,11 @@ import torch
 
 from bench.mix_start import main as bench_mix_start
 from bench.seed_soup import main as bench_seed_soup
-from bench.seed_soup import mean_state
 from model.checkpoint import load_weights, save_checkpoint
 from model.data import leave_one_out, load_dataset
 from model.io import load_run_model
 from model.recall import evaluate_recall
-from model.soup import greedy_soup, keep_epoch, kept_epochs, mix_with_start
+from model.soup import greedy_soup, keep_epoch, kept_epochs, mean_state, mix_with_start
 from model.stages import MIX_ALPHAS, mix_alphas
 from model.train import TrainConfig, run
 
