@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     split = leave_one_out(load_dataset(cfg.data))
     split10, append = k10_recall(cfg)
     model = load_run_model(args.tuned[0]).eval()
-    states = {str(run): {k: v.clone() for k, v in load_run_model(run).state_dict().items()} for run in args.tuned}
+    states = {str(run): load_run_model(run).state_dict() for run in args.tuned}
     start = load_run_model(args.start).state_dict()
 
     def score(state: dict[str, torch.Tensor]) -> list[float]:
