@@ -20,7 +20,7 @@ import torch
 from bench.mix_start import ndcg10_row
 from model.data import leave_one_out, load_dataset
 from model.io import load_run_model
-from model.soup import mean_state
+from model.soup import greedy_mean, mean_state
 from model.stages import k10_recall
 from model.train import TrainConfig
 
@@ -56,20 +56,21 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name} | " + " | ".join(f"{x:.5f}" for x in row) + " |", flush=True)
 
     line("start", score(start))
-    rows = {name: score(s) for name, s in states.items()}
-    for name, row in rows.items():
+    rows = {(name,): score(s) for name, s in states.items()}  # by the runs in a soup
+    for (name,), row in rows.items():
         line(f"`{Path(name).name}`", row)
     if len(states) < 2:
         return
     line(f"uniform soup of {len(states)}", score(mean_state(list(states.values()))))
-    order = sorted(rows, key=lambda n: -rows[n][1])
-    chosen, best = [order[0]], rows[order[0]]
-    for name in order[1:]:
-        row = score(mean_state([states[n] for n in [*chosen, name]]))
-        if row[1] >= best[1]:
-            chosen, best = [*chosen, name], row
-    line("greedy soup of " + ", ".join(f"`{Path(n).name}`" for n in chosen), best)
 
+    def soup_score(members: list[str], state: dict[str, torch.Tensor]) -> float:
+        if tuple(members) not in rows:  # a run alone was scored above
+            rows[tuple(members)] = score(state)
+        return rows[tuple(members)][1]  # chosen on validation two-stage
+
+    order = sorted(states, key=lambda n: -rows[(n,)][1])
+    chosen, _, _ = greedy_mean(order, states.__getitem__, soup_score)
+    line("greedy soup of " + ", ".join(f"`{Path(n).name}`" for n in chosen), rows[tuple(chosen)])
 
 if __name__ == "__main__":
     main()

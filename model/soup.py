@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint
+from .checkpoint import load_weights, save_checkpoint
+
+K = TypeVar("K", bound=Hashable)  # names an ingredient of a soup: an epoch, a run
 
 
 def _epoch_files(out: Path, stage: str) -> dict[int, Path]:
@@ -61,7 +64,7 @@ def keep_epoch(out: Path, stage: str, model: torch.nn.Module, epoch: int, score:
 def greedy_soup(out: Path, stage: str, model: torch.nn.Module, validate: Callable[[], float]) -> dict:
     """Replace the model's weights by the greedy soup of the kept epochs; returns what was tried and chosen.
 
-    The model must hold the stage's best epoch when called. The kept files are removed afterwards."""
+    The kept files are removed afterwards."""
     kept = kept_epochs(out, stage)
     files = _epoch_files(out, stage)
     order = sorted(kept, key=lambda e: (-kept[e], e))  # best first; ties: the earlier epoch
@@ -69,28 +72,45 @@ def greedy_soup(out: Path, stage: str, model: torch.nn.Module, validate: Callabl
         for p in files.values():
             p.unlink()
         return {}
-    load_checkpoint(files[order[0]], model)
-    base = validate()
-    chosen, best, tried = [order[0]], base, {order[0]: base}
-    total = {k: v.double() if v.is_floating_point() else v for k, v in load_weights(files[order[0]]).items()}
-    for epoch in order[1:]:
-        w = load_weights(files[epoch])
-        cand = {k: t + w[k].double() if t.is_floating_point() else t for k, t in total.items()}
-        _load_mean(model, cand, len(chosen) + 1)
-        score = validate()
-        tried[epoch] = score
-        if score >= best:
-            chosen, best, total = [*chosen, epoch], score, cand
-    _load_mean(model, total, len(chosen))
+
+    def score(_members: list[int], state: dict[str, torch.Tensor]) -> float:
+        model.load_state_dict(state)
+        return validate()
+
+    chosen, state, tried = greedy_mean(order, lambda e: load_weights(files[e]), score)
+    model.load_state_dict(state)
     for p in files.values():
         p.unlink()
-    return {"epochs": chosen, "valid_select": best, "best_single": base,
+    return {"epochs": chosen, "valid_select": tried[chosen[-1]], "best_single": tried[order[0]],
             "tried": {str(e): s for e, s in tried.items()}}
 
 
-def _load_mean(model: torch.nn.Module, total: dict[str, torch.Tensor], n: int) -> None:
-    state = model.state_dict()
-    model.load_state_dict({k: (v / n).to(state[k].dtype) if v.is_floating_point() else v for k, v in total.items()})
+def greedy_mean(order: Sequence[K], load: Callable[[K], dict[str, torch.Tensor]],
+                score: Callable[[list[K], dict[str, torch.Tensor]], float]
+                ) -> tuple[list[K], dict[str, torch.Tensor], dict[K, float]]:
+    """The greedy soup of ingredients given best first: the first is the soup's start, and each next one joins
+    when the mean of the weights with it scores at least as well as the mean without it.
+
+    `load(key)` gives an ingredient's weights (one at a time: the soup is a float64 running total) and
+    `score(members, state)` the score of `state`, the mean of the members' weights. Returns the members, their
+    mean, and each ingredient's score when it was tried (the first's: alone); the last member's is the soup's."""
+    first = load(order[0])
+    dtypes = {k: v.dtype for k, v in first.items()}
+
+    def mean(total: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+        return {k: (v / n).to(dtypes[k]) if v.is_floating_point() else v for k, v in total.items()}
+
+    total = {k: v.double() if v.is_floating_point() else v for k, v in first.items()}
+    chosen = [order[0]]
+    tried = {order[0]: score(chosen, first)}
+    best = tried[order[0]]
+    for key in order[1:]:
+        w = load(key)
+        cand = {k: t + w[k].double() if t.is_floating_point() else t for k, t in total.items()}
+        tried[key] = score([*chosen, key], mean(cand, len(chosen) + 1))
+        if tried[key] >= best:
+            chosen, best, total = [*chosen, key], tried[key], cand
+    return chosen, mean(total, len(chosen)), tried
 
 
 def mix_with_start(start: Path, model: torch.nn.Module, validate: Callable[[], float], alphas: Sequence[float]

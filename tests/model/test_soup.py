@@ -11,7 +11,7 @@ from model.checkpoint import load_weights, save_checkpoint
 from model.data import leave_one_out, load_dataset
 from model.io import load_run_model
 from model.recall import evaluate_recall
-from model.soup import greedy_soup, keep_epoch, kept_epochs, mean_state, mix_with_start
+from model.soup import greedy_mean, greedy_soup, keep_epoch, kept_epochs, mean_state, mix_with_start
 from model.stages import MIX_ALPHAS, mix_alphas
 from model.train import TrainConfig, run
 
@@ -53,6 +53,25 @@ def test_greedy_soup_adds_an_epoch_only_when_validation_does_not_drop(tmp_path):
     assert torch.allclose(model.weight, torch.full_like(model.weight, 3.0))
     assert torch.allclose(model.bias, torch.full_like(model.bias, -3.0))
     assert kept_epochs(tmp_path, "prompt") == {}  # the epoch files are removed
+
+
+def test_greedy_mean_scores_the_plain_mean_of_each_candidate_set_and_keeps_what_does_not_drop():
+    states = {name: {"w": torch.full((2,), value), "step": torch.tensor(7)}
+              for name, value in [("a", 4.0), ("b", 2.0), ("c", 8.0), ("d", 3.0)]}
+    asked = []
+
+    def score(members: list[str], state: dict[str, torch.Tensor]) -> float:
+        asked.append(members)
+        # the running float64 total gives what averaging the members' weights afresh gives
+        assert torch.allclose(state["w"], mean_state([states[m] for m in members])["w"])
+        return -abs(float(state["w"][0]) - 3.0)
+
+    chosen, state, tried = greedy_mean(["a", "b", "c", "d"], states.__getitem__, score)
+    assert asked == [["a"], ["a", "b"], ["a", "b", "c"], ["a", "b", "d"]]
+    assert chosen == ["a", "b", "d"]
+    assert tried == pytest.approx({"a": -1.0, "b": 0.0, "c": -(14 / 3 - 3), "d": 0.0})
+    assert state["w"].dtype == torch.float32 and torch.allclose(state["w"], torch.full((2,), 3.0))
+    assert torch.equal(state["step"], torch.tensor(7))  # not a float: taken as it is
 
 
 def test_prompt_stage_from_init_repeats_the_in_process_stage_and_records_its_soup(tmp_path):
