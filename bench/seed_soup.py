@@ -72,5 +72,6 @@ def main(argv: list[str] | None = None) -> None:
     chosen, _, _ = greedy_mean(order, states.__getitem__, soup_score)
     line("greedy soup of " + ", ".join(f"`{Path(n).name}`" for n in chosen), rows[tuple(chosen)])
 
+
 if __name__ == "__main__":
     main()
