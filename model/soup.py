@@ -103,13 +103,12 @@ def greedy_mean(order: Sequence[K], load: Callable[[K], dict[str, torch.Tensor]]
     total = {k: v.double() if v.is_floating_point() else v for k, v in first.items()}
     chosen = [order[0]]
     tried = {order[0]: score(chosen, first)}
-    best = tried[order[0]]
     for key in order[1:]:
         w = load(key)
         cand = {k: t + w[k].double() if t.is_floating_point() else t for k, t in total.items()}
         tried[key] = score([*chosen, key], mean(cand, len(chosen) + 1))
-        if tried[key] >= best:
-            chosen, best, total = [*chosen, key], tried[key], cand
+        if tried[key] >= tried[chosen[-1]]:  # the soup's score is its last member's
+            chosen, total = [*chosen, key], cand
     return chosen, mean(total, len(chosen)), tried
 
 
