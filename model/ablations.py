@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .data import leave_one_out, load_dataset
-from .experiments import NAMES, _pct, _plot, _run_dir, interaction, split_ablation
+from .experiments import NAMES, _pct, _plot, _run_dir, interaction, split_ablation, split_claims
 from .io import load_run_model
 from .report import load_run, selected_on, stopped_by
 from .sweep import Job, train_jobs
@@ -187,17 +187,6 @@ def claims(runs: Path, ds: str, seed: int, pre: Path, tuned: Path, by_len: dict[
     md.append(f"| prompt length 1 to 3 is best | best on validation: k={best_len} "
               f"({', '.join(f'{k}: {v:.4f}' for k, v in valid_by_len.items())}) | "
               f"{'agree' if best_len <= 3 else 'disagree'} |")
-    for K in (10, 20, 50):
-        tuned_curve = by_split.get((K, "prompt-tuned (k=1)", 1), {})
-        if not tuned_curve:
-            continue
-        best_n = max(tuned_curve, key=tuned_curve.get)
-        one = tuned_curve.get(K, float("nan"))
-        claim = "N = 8 or 9 of K = 10 is best" if K == 10 else f"(open) the best split at K = {K}"
-        verdict = ("agree" if best_n in (8, 9) else "disagree") if K == 10 else (
-            "two-stage helps" if best_n < K else "one-stage is best")
-        md.append(f"| {claim} | prompt-tuned, append 1: best N={best_n} (NDCG@{K} {tuned_curve[best_n]:.4f}; "
-                  f"one-stage {one:.4f}, {_pct(tuned_curve[best_n], one)}) | {verdict} |")
     control = runs / f"{ds}-ablation-prompt-len0" / "metrics.json"
     if control.exists():
         c = json.loads(control.read_text())["test_two_stage"]
@@ -205,10 +194,5 @@ def claims(runs: Path, ds: str, seed: int, pre: Path, tuned: Path, by_len: dict[
                   f"with prompts {full['NDCG@10']:.4f} vs the same fine-tuning without prompt items {c['NDCG@10']:.4f}"
                   f" ({_pct(full['NDCG@10'], c['NDCG@10'])}) | "
                   f"{'agree' if full['NDCG@10'] > c['NDCG@10'] else 'disagree'} |")
-    pre_curve = by_split.get((10, "pre-trained only", 1), {})
-    if pre_curve:
-        d = pre_curve[9] / pre_curve[10] - 1
-        md.append(f"| two-stage recall without prompt-tuning hurts | pre-trained only, K=10, N=9 append 1: "
-                  f"{pre_curve[9]:.4f} vs one-stage {pre_curve[10]:.4f} ({_pct(pre_curve[9], pre_curve[10])}) | "
-                  f"{'agree' if d < 0 else 'disagree'} |")
+    md += split_claims(by_split, ["prompt-tuned (k=1)"], ["pre-trained only"])
     return md

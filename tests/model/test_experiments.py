@@ -114,3 +114,31 @@ def test_splits_report_adds_the_interaction_table_for_two_prompt_tuned_runs(tmp_
     rows = [x for x in text.splitlines() if x.count(" | ") == 8 and not x.startswith("| model")]  # name, k, 6 N, best
     assert {x.split(" | ")[0] for x in rows} == {"| k1", "| k2"}  # the pre-trained run has no prompt length
     assert (tmp_path / "out" / "synthetic_interaction_K50.png").exists()
+    claims = text.split("## The paper's split claims, answered (generated)")[1]
+    assert claims.count("| N = 8 or 9 of K = 10 is best | k") == 2  # one row a prompt-tuned run
+    assert claims.count("| two-stage recall without prompt-tuning hurts | pre, ") == 3  # K = 10, 20, 50
+
+
+def test_split_claims_answer_from_hand_made_curves():
+    from model.experiments import split_claims
+
+    # K=10: the prompt-tuned model peaks at N=8; the pre-trained one is best one-stage (N=10)
+    tuned10 = {5: 0.050, 6: 0.051, 7: 0.052, 8: 0.060, 9: 0.055, 10: 0.054}
+    pre10 = {5: 0.040, 6: 0.041, 7: 0.042, 8: 0.043, 9: 0.044, 10: 0.050}
+    results = {(10, "tuned", 1): tuned10, (10, "pre", 1): pre10,
+               (20, "tuned", 1): {10: 0.07, 14: 0.07, 16: 0.07, 18: 0.07, 19: 0.07, 20: 0.08},
+               (10, "tuned", "all"): {n: 1.0 for n in tuned10}}  # other append options are not read
+    rows = split_claims(results, ["tuned"], ["pre"])
+    assert rows == [
+        "| N = 8 or 9 of K = 10 is best | tuned, append 1: best N=8 (NDCG@10 0.0600; one-stage 0.0540, +11.1%) "
+        "| agree |",
+        "| (open) the best split at K = 20 | tuned, append 1: best N=20 (NDCG@20 0.0800; one-stage 0.0800, +0.0%) "
+        "| one-stage is best |",
+        "| two-stage recall without prompt-tuning hurts | pre, K=10 append 1: N=9 0.0440 vs one-stage 0.0500 "
+        "(-12.0%); best N=9 (-12.0%) | agree |",
+    ]
+    # a pre-trained model that gains at N=9 disagrees; a tuned one best at N=6 disagrees with "8 or 9"
+    rows = split_claims({(10, "pre", 1): {**pre10, 9: 0.051}, (10, "tuned", 1): {**tuned10, 6: 0.07}},
+                        ["tuned"], ["pre"])
+    assert rows[0].endswith("best N=6 (NDCG@10 0.0700; one-stage 0.0540, +29.6%) | disagree |")
+    assert rows[1].endswith("| disagree |")
