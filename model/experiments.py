@@ -307,7 +307,7 @@ def splits_report(ds: str, runs: dict[str, str], out: Path) -> str:
     md += split_ablation(ds, models, split, out, results=results)
     if len(tuned) >= 2:
         md += interaction(ds, tuned, split, out)
-    rows = split_claims(results, [n for n in models if n in tuned], [n for n in models if n not in prompted])
+    rows = split_claims(results, list(tuned), [n for n in models if n not in prompted])
     if rows:
         md += ["\n## The paper's split claims, answered (generated)\n", "| claim | our numbers | verdict |",
                "|---|---|---|", *rows]
