@@ -103,3 +103,34 @@ def plot_targets(summary: list[dict], out_png: str | Path, target: float = 0.03)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110, bbox_inches="tight")  # the long setting labels
     plt.close(fig)
+
+
+def plot_options(rows: list[dict], datasets: list[str], options: list[str], out_png: str | Path) -> None:
+    """Each option's test two-stage NDCG@10 change against its SASRec (`options.option_rows`): one dot a run, one row
+    an option, one colour (and a small offset) a data set; hollow dots did not stop by patience."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(options) + 1.6))
+    colours = dict(zip(datasets, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"], strict=False))
+    for j, ds in enumerate(datasets):
+        dy = 0.3 - 0.6 * j / max(1, len(datasets) - 1)  # the first data set on top within a row
+        for k, converged in enumerate((True, False)):
+            pts = [(100 * r["gain NDCG@10"], len(options) - 1 - options.index(r["option"]) + dy) for r in rows
+                   if r["data"] == ds and (r["stopped"] == "patience") == converged]
+            if pts:
+                x, y = zip(*pts, strict=True)
+                ax.scatter(x, y, s=28, color=colours.get(ds) if converged else "none", edgecolors=colours.get(ds),
+                           linewidths=1.2, label=ds if k == 0 else f"{ds} (not converged)", zorder=3)
+    ax.axvline(3, color="tab:red", ls="--", lw=1, label="+3% target")
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_yticks(range(len(options))[::-1], [o if len(o) < 60 else o[:57] + "..." for o in options], fontsize=7)
+    ax.set_ylim(-0.6, len(options) - 0.4)
+    ax.set_xlabel("test two-stage NDCG@10 vs its SASRec (%), one dot a run")
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(axis="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110, bbox_inches="tight")
+    plt.close(fig)

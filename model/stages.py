@@ -31,6 +31,7 @@ DEFAULT_PRETRAIN_SOUP = 5
 # mix_with_start; `--set mix_start=false` turns it off, `--set mix_start=[0.5,0.8]` tries other weights)
 MIX_ALPHAS = (0.9, 0.8, 0.7, 0.6, 0.5)
 DEFAULT_MIX_START = False
+DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is TrainConfig.lr)
 
 
 def mix_alphas(value: bool | float | list) -> tuple[float, ...]:
@@ -201,9 +202,10 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
             # regenerate="epoch": the prompts of the whole epoch come from the model as it was at its start
             cache = PromptCache(pcfg) if pcfg.regenerate == "epoch" and pcfg.length > 0 else None
             refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
+            lr = float(cfg.extra.get("prompt_lr", DEFAULT_PROMPT_LR))
             stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
-                model, b, u, pcfg, sampler, cfg.n_neg, cache), float(cfg.extra.get("prompt_lr", 5e-4)), two_stage,
-                refresh, soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
+                model, b, u, pcfg, sampler, cfg.n_neg, cache), lr, two_stage, refresh,
+                soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
                 mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START))))
         else:
             raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")

@@ -120,6 +120,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
 
     from model.ablations import ablation_jobs, ablation_plan, ablations
     from model.experiments import DATASETS, main_jobs, main_table, splits_report
+    from model.options import options_report
     from model.sweep import train_jobs
     from model.targets import targets_report
     from model.train import TrainConfig
@@ -127,8 +128,10 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     # NOTE: set here, not only by each training run: `splits`, and `ablations` over reused runs, evaluate
     # without training anything, and torch would otherwise take every core
     torch.set_num_threads(a.threads)
-    if a.which == "targets":  # reads run folders, trains nothing
-        print(targets_report(a.pairs, Path(a.out) / "targets"))
+    if a.which in ("targets", "options"):  # read run folders, train nothing
+        report, manifest = {"targets": (targets_report, "target_pairs.json"),
+                            "options": (options_report, "option_runs.json")}[a.which]
+        print(report(a.pairs or f"docs/results/{manifest}", Path(a.out) / a.which))
         return 0
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
                        batch_size=a.batch_size, threads=a.threads, device=a.device, extra=_parse_set(a.set))
@@ -371,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_cmd_eval)
     x = sub.add_parser("experiments", help="generate docs/results: the main table, the ablations, split tables, "
                        "or where the targets stand (runs are reused)")
-    x.add_argument("which", choices=["main", "ablations", "splits", "targets"])
+    x.add_argument("which", choices=["main", "ablations", "splits", "targets", "options"])
     x.add_argument("--model", dest="models", action="append", metavar="NAME=RUN_DIR[:CHECKPOINT]",
                    help="splits: a trained run to evaluate (e.g. 'pre-trained=runs/rg:pretrain.best')")
     x.add_argument("--datasets", help="comma-separated (default: beauty,sports,toys,yelp)")
@@ -391,8 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--train-only", action="store_true",
                    help="train (or reuse) the runs of every data set and seed, write no table: copies of the same "
                    "command side by side share the runs; then run the command without it to write the tables")
-    x.add_argument("--pairs", default="docs/results/target_pairs.json",
-                   help="targets: the manifest of (SASRec runs, RecGPT run) pairs; writes OUT/targets.md, .json, .png")
+    x.add_argument("--pairs", help="targets: the manifest of (SASRec runs, RecGPT run) pairs (default "
+                   "docs/results/target_pairs.json), writes OUT/targets.md, .json, .png; options: the manifest of "
+                   "(SASRec run, prompt-tuned runs) groups (default docs/results/option_runs.json), writes "
+                   "OUT/options.md, .json, .png")
     x.add_argument("--out", default="docs/results", help="folder for the tables and plots")
     x.set_defaults(fn=_cmd_experiments)
 

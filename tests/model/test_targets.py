@@ -14,18 +14,21 @@ from service.cli import main
 def _run(root: Path, name: str, *, ndcg: float, hr: float = 0.1, two_stage: float | None = None, data: str = "toys",
          loss: str = "ce", seed: int = 1, epochs: int = 15, best: int = 5, patience: int = 10,
          max_minutes: float | None = None, epoch_limit: int = 200, stage: str = "pretrain",
-         earlier: int = 0) -> str:
-    """A finished run folder: `earlier` epochs of a pre-training stage in metrics.jsonl before `stage`'s."""
+         earlier: int = 0, extra: dict | None = None, valid: float | None = None) -> str:
+    """A finished run folder: `earlier` epochs of a pre-training stage in metrics.jsonl before `stage`'s; `extra`
+    its config's `--set` options, `valid` the validation NDCG@10 its weights were chosen on (as a soup's)."""
     block = {c: 0.01 for c in COLUMNS} | {"NDCG@10": ndcg, "HR@10": hr}
     m = {"data": data, "seed": seed, "model": "x", "loss": loss, "stages": stage, "epochs": earlier + epochs,
          "best_epoch": {stage: best}, "test": block}
+    if valid is not None:
+        m["soup"] = {stage: {"valid_select": valid}}
     if two_stage is not None:
         m["test_two_stage"] = block | {"NDCG@10": two_stage, "HR@10": hr * 1.1, "splits": {"10": [9, 1]}}
     d = root / name
     d.mkdir()
     (d / "metrics.json").write_text(json.dumps(m))
     (d / "config.json").write_text(json.dumps({"patience": patience, "max_minutes": max_minutes,
-                                               "epochs": epoch_limit}))
+                                               "epochs": epoch_limit, "extra": extra or {}}))
     rows = [{"stage": "pretrain", "epoch": e} for e in range(1, earlier + 1)]
     rows += [{"stage": stage, "epoch": e} for e in range(1, epochs + 1)]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

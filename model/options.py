@@ -1,0 +1,148 @@
+"""What each prompt-stage option adds on each data set: every option's run against the SASRec it was fine-tuned from,
+from the runs' metrics.json and config.json.
+
+A manifest (JSON, written by people: which runs were fine-tuned from which SASRec, never a figure or a label):
+
+    {"groups": [{"data": "toys", "sasrec": "runs/toys-s28-sasrec-ce-s1",
+                 "runs": ["runs/toys-s28-recgpt-k1-s1", "runs/toys-s28-recgpt-k3-s1", ...]}, ...]}
+
+Run paths are relative to the manifest's folder. A run's option is read off its config.json (the `--set` options
+that differ from the defaults), so a row's label cannot disagree with what was trained. Each run is scored as
+RecGPT is (prompt-tuning + two-stage recall, `test_two_stage`) against its SASRec's one-stage test, as in
+`targets.md`; beside it the validation its weights were chosen on, against its SASRec's, since the defaults are
+chosen on validation, never on test.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from .plots import plot_options
+from .prompt import PromptConfig
+from .report import load_run, selected_on, stop_reason
+from .stages import DEFAULT_MIX_START, DEFAULT_PRETRAIN_SOUP, DEFAULT_PROMPT_LR, DEFAULT_PROMPT_SOUP
+from .user_module import DEFAULT_USER_MODULE
+
+DEFAULTS = {f"prompt_{f.name}": f.default for f in fields(PromptConfig)} | {
+    "prompt_lr": DEFAULT_PROMPT_LR, "user_module": DEFAULT_USER_MODULE, "pretrain_soup": DEFAULT_PRETRAIN_SOUP,
+    "soup": DEFAULT_PROMPT_SOUP, "mix_start": DEFAULT_MIX_START}
+DEFAULT_LABEL = "default (prompt_length=1, placement last, greedy, every step, nothing frozen, full CE)"
+CONTROL_LABEL = "prompt_length=0 (control: plain fine-tuning, no prompts)"
+
+
+def option_label(extra: dict) -> str:
+    """A run's `--set` options that differ from the defaults, 'key=value, ...' in key order (DEFAULT_LABEL when
+    none do)."""
+    diff = {k: v for k, v in sorted(extra.items()) if k not in DEFAULTS or DEFAULTS[k] != v}
+    if diff == {"prompt_length": 0}:
+        return CONTROL_LABEL
+    return ", ".join(f"{k}={v}" for k, v in diff.items()) or DEFAULT_LABEL
+
+
+def option_rows(manifest: str | Path) -> list[dict]:
+    """One row a run of the manifest: its data set, option, test two-stage NDCG@10 and HR@10 against its SASRec's
+    one-stage test, the validation NDCG@10 its weights were chosen on against its SASRec's, and how it stopped."""
+    manifest = Path(manifest)
+    rows = []
+    for g in json.loads(manifest.read_text())["groups"]:
+        s_dir = manifest.parent / g["sasrec"]
+        s = load_run(s_dir)
+        s_valid = selected_on(s_dir, s)
+        for rel in g["runs"]:
+            d = manifest.parent / rel
+            m = load_run(d)
+            for path, run in [(s_dir, s), (d, m)]:
+                if run.get("data") != g["data"]:
+                    raise ValueError(f"{path}: data {run.get('data')!r}, but its group is {g['data']!r}")
+            if "test_two_stage" not in m:
+                raise KeyError(f"{d}: metrics.json has no 'test_two_stage' block (a prompt-tuned run has one)")
+            extra = json.loads((d / "config.json").read_text()).get("extra", {})
+            t, valid = m["test_two_stage"], selected_on(d, m)
+            stop, epochs = stop_reason(d, m)
+            rows.append({
+                "data": g["data"], "option": option_label(extra), "run": d.name, "seed": m.get("seed"),
+                "sasrec": s_dir.name,
+                "NDCG@10": t["NDCG@10"], "HR@10": t["HR@10"],
+                "gain NDCG@10": t["NDCG@10"] / s["test"]["NDCG@10"] - 1.0,
+                "gain HR@10": t["HR@10"] / s["test"]["HR@10"] - 1.0,
+                "valid": valid, "sasrec valid": s_valid,
+                "valid gain": None if valid is None or not s_valid else valid / s_valid - 1.0,
+                "stopped": stop, "epochs": epochs})
+    return rows
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.1f}%"
+
+
+def _pivot(rows: list[dict], datasets: list[str], options: list[str], key: str) -> list[str]:
+    """One line an option, one cell a data set: `key` of each of its runs (' / ' between runs; * after a run that
+    did not stop by patience)."""
+    lines = ["| option | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+    for o in options:
+        cells = [" / ".join(_pct(r[key]) + ("" if r["stopped"] == "patience" else "*")
+                            for r in rows if r["option"] == o and r["data"] == ds) or "" for ds in datasets]
+        lines.append(f"| {o} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _best_on_valid(rows: list[dict]) -> str:
+    """'OPTION +x.x% (the default +y.y% on the same seeds)': the option of `rows` (one data set's) with the highest
+    mean validation gain, and the default's mean over its runs of the same seeds (starts differ between seeds)."""
+    def mean(o: str, seeds: set | None = None) -> float | None:
+        gains = [r["valid gain"] for r in rows if r["option"] == o and (seeds is None or r["seed"] in seeds)]
+        return None if not gains or None in gains else sum(gains) / len(gains)
+
+    means = {o: g for o in dict.fromkeys(r["option"] for r in rows) if (g := mean(o)) is not None}
+    if not means:
+        return "-"
+    best = max(means, key=means.__getitem__)
+    capped = any(r["stopped"] != "patience" for r in rows if r["option"] == best)
+    text = f"{best} {_pct(means[best])}{'*' if capped else ''} (of {len(means)} options)"
+    seeds = {r["seed"] for r in rows if r["option"] == best}
+    if best != DEFAULT_LABEL and (d := mean(DEFAULT_LABEL, seeds)) is not None:
+        text += f"; the default {_pct(d)} on the same seeds ({', '.join(map(str, sorted(seeds)))})"
+    return text
+
+
+def options_report(manifest: str | Path, out: str | Path) -> str:
+    """Write OUT.md and OUT.json (option x data set, then every run) and OUT.png (the test gains). Returns the
+    markdown."""
+    out = Path(out)
+    if out.with_suffix(".json").resolve() == Path(manifest).resolve():
+        raise ValueError(f"--out would write {out.with_suffix('.json')} over the manifest {manifest}")
+    rows = option_rows(manifest)
+    datasets = list(dict.fromkeys(r["data"] for r in rows))
+    # the default first, then the control, then the rest by their first key in DEFAULTS' order (the prompt options
+    # in PromptConfig's), then by label
+    order = {k: i for i, k in enumerate(DEFAULTS)}
+    options = sorted(dict.fromkeys(r["option"] for r in rows), key=lambda o: (
+        o != DEFAULT_LABEL, o != CONTROL_LABEL, order.get(o.split("=")[0], len(order)), o))
+    md = ["# Prompt-stage options on each data set (generated by `recgpt experiments options`)\n",
+          f"Runs from `{Path(manifest).name}`, each fine-tuned from the SASRec of its group; the option is read off "
+          "each run's config (its `--set` options that differ from the defaults). One seed a run; ' / ' separates "
+          "runs of the same option and data set (another SASRec start or a re-run); * marks a run that did not "
+          "stop by patience (not converged).\n",
+          "Test NDCG@10, prompt-tuning + two-stage recall, against its SASRec's one-stage test (as `targets.md`):\n"]
+    md += _pivot(rows, datasets, options, "gain NDCG@10")
+    md += ["\nValidation NDCG@10 each run's weights were chosen on, against its SASRec's (the defaults are chosen "
+           "on this, never on test):\n"]
+    md += _pivot(rows, datasets, options, "valid gain")
+    md += ["\nHighest validation on each data set (an option's runs averaged; * if one of them did not converge):\n"]
+    md += [f"- {ds}: " + _best_on_valid([r for r in rows if r["data"] == ds]) for ds in datasets]
+    md += ["\nEvery run:\n", "| data | option | run | SASRec | NDCG@10 (two-stage) | vs SASRec | HR@10 | vs SASRec | "
+           "valid chosen on | vs SASRec's | stopped |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        valid = "-" if r["valid"] is None else f"{r['valid']:.5f}"
+        md.append(f"| {r['data']} | {r['option']} | {r['run']} | {r['sasrec']} | {r['NDCG@10']:.4f} | "
+                  f"{_pct(r['gain NDCG@10'])} | {r['HR@10']:.4f} | {_pct(r['gain HR@10'])} | {valid} | "
+                  f"{_pct(r['valid gain'])} | {r['stopped']}, {r['epochs']} ep |")
+    text = "\n".join(md) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"datasets": datasets, "options": options, "runs": rows},
+                                                   indent=1))
+    plot_options(rows, datasets, options, out.with_suffix(".png"))
+    return text
