@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model.options import CONTROL_LABEL, DEFAULT_LABEL, option_label, option_rows, options_report
+from model.options import CONTROL_LABEL, DEFAULT_LABEL, _best_on_valid, option_label, option_rows, options_report
 from service.cli import main
 from tests.model.test_targets import _run
 
@@ -55,7 +55,8 @@ def test_report_pivots_marks_capped_runs_and_names_the_best_on_validation(tmp_pa
     assert lines[first + 3] == f"| {CONTROL_LABEL} | -0.5%* |"  # then the control, capped
     assert lines[first + 4] == "| prompt_length=3 | +5.0% |"
     assert f"| {DEFAULT_LABEL} | +2.0% / +1.0% |" in lines  # the validation table
-    assert "- toys: prompt_length=3 +3.0% (of 3 options); the default +2.0% on the same seeds (1)" in lines
+    assert ("- toys: prompt_length=3: +3.0%, the default +2.0% on the same seeds (1; options compared on the "
+            "default's seeds: 2)") in lines
     saved = json.loads((tmp_path / "out" / "options.json").read_text())
     assert saved["datasets"] == ["toys"] and len(saved["runs"]) == 4
     assert (tmp_path / "out" / "options.png").stat().st_size > 0
@@ -76,3 +77,16 @@ def test_a_run_of_another_data_set_or_without_two_stage_is_an_error(tmp_path):
         option_rows(manifest)
     with pytest.raises(ValueError, match="over the manifest"):
         options_report(manifest, tmp_path / "option_runs")
+
+
+def test_the_best_on_validation_is_paired_with_the_default_by_seed():
+    def row(option: str, seed: int, gain: float) -> dict:
+        return {"option": option, "seed": seed, "valid gain": gain, "stopped": "patience"}
+
+    # seed 2's start is stronger: an option run only there is not compared with seed 1's default
+    rows = [row(DEFAULT_LABEL, 1, 0.020), row(DEFAULT_LABEL, 1, 0.010), row("a=1", 1, 0.012), row("b=1", 2, 0.05)]
+    assert _best_on_valid(rows) == ("the default: no option above it on the same seeds (options compared on the "
+                                    "default's seeds: 1)")
+    rows.append(row(DEFAULT_LABEL, 2, 0.040))
+    assert _best_on_valid(rows) == ("b=1: +5.0%, the default +4.0% on the same seeds (2; options compared on the "
+                                    "default's seeds: 2)")
