@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "NDCG@10 against this group, run by run of the same seed (mean ± std, min..max)")
     e.set_defaults(fn=_cmd_eval)
     x = sub.add_parser("experiments", help="generate docs/results: the main table, the ablations, split tables, "
-                       "or where the targets stand (runs are reused)")
+                       "where the targets stand, or what each prompt-stage option adds (runs are reused)")
     x.add_argument("which", choices=["main", "ablations", "splits", "targets", "options"])
     x.add_argument("--model", dest="models", action="append", metavar="NAME=RUN_DIR[:CHECKPOINT]",
                    help="splits: a trained run to evaluate (e.g. 'pre-trained=runs/rg:pretrain.best')")
