@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .plots import plot_options
 from .prompt import PromptConfig
-from .report import load_run, selected_on, stop_reason
+from .report import load_run, refuse_manifest_overwrite, selected_on, stop_reason
 from .stages import DEFAULT_MIX_START, DEFAULT_PRETRAIN_SOUP, DEFAULT_PROMPT_LR, DEFAULT_PROMPT_SOUP
 from .user_module import DEFAULT_USER_MODULE
 
@@ -41,6 +41,14 @@ def option_label(extra: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in diff.items()) or DEFAULT_LABEL
 
 
+def _load_of(run_dir: Path, data: str) -> dict:
+    """The run's metrics.json; an error when the run is of another data set than its group."""
+    m = load_run(run_dir)
+    if m.get("data") != data:
+        raise ValueError(f"{run_dir}: data {m.get('data')!r}, but its group is {data!r}")
+    return m
+
+
 def option_rows(manifest: str | Path) -> list[dict]:
     """One row a run of the manifest: its data set, option, test two-stage NDCG@10 and HR@10 against its SASRec's
     one-stage test, the validation NDCG@10 its weights were chosen on against its SASRec's, and how it stopped."""
@@ -48,14 +56,11 @@ def option_rows(manifest: str | Path) -> list[dict]:
     rows = []
     for g in json.loads(manifest.read_text())["groups"]:
         s_dir = manifest.parent / g["sasrec"]
-        s = load_run(s_dir)
+        s = _load_of(s_dir, g["data"])
         s_valid = selected_on(s_dir, s)
         for rel in g["runs"]:
             d = manifest.parent / rel
-            m = load_run(d)
-            for path, run in [(s_dir, s), (d, m)]:
-                if run.get("data") != g["data"]:
-                    raise ValueError(f"{path}: data {run.get('data')!r}, but its group is {g['data']!r}")
+            m = _load_of(d, g["data"])
             if "test_two_stage" not in m:
                 raise KeyError(f"{d}: metrics.json has no 'test_two_stage' block (a prompt-tuned run has one)")
             extra = json.loads((d / "config.json").read_text()).get("extra", {})
@@ -122,8 +127,7 @@ def options_report(manifest: str | Path, out: str | Path) -> str:
     """Write OUT.md and OUT.json (option x data set, then every run) and OUT.png (the test gains). Returns the
     markdown."""
     out = Path(out)
-    if out.with_suffix(".json").resolve() == Path(manifest).resolve():
-        raise ValueError(f"--out would write {out.with_suffix('.json')} over the manifest {manifest}")
+    refuse_manifest_overwrite(out, manifest)
     rows = option_rows(manifest)
     datasets = list(dict.fromkeys(r["data"] for r in rows))
     # the default first, then the control, then the rest by their first key in DEFAULTS' order (the prompt options

@@ -14,6 +14,12 @@ COLUMNS = [f"HR@{k}" for k in KS] + [f"NDCG@{k}" for k in KS]
 REL_COLUMNS = ["HR@10", "NDCG@10"]
 
 
+def refuse_manifest_overwrite(out: Path, manifest: str | Path) -> None:
+    """A report written to OUT.json must not replace the manifest it was made from (`--out` pointing at it)."""
+    if out.with_suffix(".json").resolve() == Path(manifest).resolve():
+        raise ValueError(f"--out would write {out.with_suffix('.json')} over the manifest {manifest}")
+
+
 def load_run(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "metrics.json"
     if not path.exists():
