@@ -145,8 +145,8 @@ def options_report(manifest: str | Path, out: str | Path) -> str:
     md += ["\nValidation NDCG@10 each run's weights were chosen on, against its SASRec's (the defaults are chosen "
            "on this, never on test):\n"]
     md += _pivot(rows, datasets, options, "valid gain")
-    md += ["\nHighest validation gain over its SASRec on each data set, against the default's on the same seeds "
-           "(an option's runs averaged; * if one of them did not converge):\n"]
+    md += ["\nOn each data set, the option furthest above the default on validation: its gain over its SASRec against "
+           "the default's on the same seeds (an option's runs averaged; * if one of them did not converge):\n"]
     md += [f"- {ds}: " + _best_on_valid([r for r in rows if r["data"] == ds]) for ds in datasets]
     md += ["\nEvery run:\n", "| data | option | run | SASRec | NDCG@10 (two-stage) | vs SASRec | HR@10 | vs SASRec | "
            "valid chosen on | vs SASRec's | stopped |", "|---|---|---|---|---|---|---|---|---|---|---|"]
