@@ -22,7 +22,13 @@ from pathlib import Path
 from .plots import plot_options
 from .prompt import PromptConfig
 from .report import load_run, refuse_manifest_overwrite, selected_on, stop_reason
-from .stages import DEFAULT_MIX_START, DEFAULT_PRETRAIN_SOUP, DEFAULT_PROMPT_LR, DEFAULT_PROMPT_SOUP
+from .stages import (
+    DATA_PROMPT_DEFAULTS,
+    DEFAULT_MIX_START,
+    DEFAULT_PRETRAIN_SOUP,
+    DEFAULT_PROMPT_LR,
+    DEFAULT_PROMPT_SOUP,
+)
 from .user_module import DEFAULT_USER_MODULE
 
 DEFAULTS = {f"prompt_{f.name}": f.default for f in fields(PromptConfig)} | {
@@ -148,6 +154,10 @@ def options_report(manifest: str | Path, out: str | Path) -> str:
     md += ["\nOn each data set, the option furthest above the default on validation: its gain over its SASRec against "
            "the default's on the same seeds (an option's runs averaged; * if one of them did not converge):\n"]
     md += [f"- {ds}: " + _best_on_valid([r for r in rows if r["data"] == ds]) for ds in datasets]
+    # the options (default) label stays the code's global default on every data set, so that its row compares alike
+    md += ["\nWhere the code's defaults follow a data set (`DATA_PROMPT_DEFAULTS`, `model/stages.py`; a run there "
+           "without `--set` gets them): " + ("; ".join(f"{ds}: " + ", ".join(f"{k}={v}" for k, v in d.items())
+                                                 for ds, d in DATA_PROMPT_DEFAULTS.items()) or "none") + "."]
     md += ["\nEvery run:\n", "| data | option | run | SASRec | NDCG@10 (two-stage) | vs SASRec | HR@10 | vs SASRec | "
            "valid chosen on | vs SASRec's | stopped |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -35,6 +35,7 @@ from .soup import greedy_soup, keep_epoch, mix_with_start
 from .stages import (
     DEFAULT_PRETRAIN_SOUP,
     Stage,
+    apply_data_defaults,
     choose_infer_user,
     final_metrics,
     make_stages,
@@ -195,6 +196,7 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
     if cfg.stages is None:
         cfg.stages = "pretrain,prompt" if cfg.model == "recgpt" else "pretrain"
     resolve_user_module(cfg)
+    apply_data_defaults(cfg)  # before recall_options: stage 2 appends as many items as a prompt holds
     if cfg.model != "pop":
         recall_options(cfg)  # a bad two-stage option fails now, not after the first stage's training
         if "pretrain" in cfg.stages.split(","):

@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from model.stages import recall_options
+from model import stages
+from model.stages import apply_data_defaults, recall_options
 from model.train import TrainConfig, resolve_device, run
 
 FAST = dict(data="synthetic", epochs=6, patience=6, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
@@ -205,3 +206,24 @@ def test_two_stage_options_fail_before_training_and_the_control_appends_one_item
     assert recall_options(TrainConfig(data="synthetic", model="recgpt", stages="pretrain,prompt",
                                       extra={"prompt_length": 3}))[1] == 3
     assert recall_options(TrainConfig(data="synthetic", model="sasrec", stages="pretrain"))[1] == "all"
+
+
+def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
+    yelp = TrainConfig(data="Yelp", model="recgpt", stages="pretrain,prompt")
+    apply_data_defaults(yelp)
+    assert yelp.extra["prompt_length"] == 3 and recall_options(yelp)[1] == 3  # stage 2 appends the prompt's 3
+    told = TrainConfig(data="yelp", model="sasrec", stages="prompt", extra={"prompt_length": 1})
+    apply_data_defaults(told)
+    assert told.extra == {"prompt_length": 1}  # --set wins
+    for cfg in (TrainConfig(data="yelp", model="sasrec", stages="pretrain"),  # no prompt stage
+                TrainConfig(data="beauty", model="recgpt", stages="pretrain,prompt")):  # no entry: the defaults
+        apply_data_defaults(cfg)
+        assert cfg.extra == {}
+
+
+def test_a_run_records_the_data_sets_prompt_default_it_used(tmp_path, monkeypatch):
+    monkeypatch.setitem(stages.DATA_PROMPT_DEFAULTS, "synthetic", {"prompt_length": 2})
+    cfg = TrainConfig(model="recgpt", stages="pretrain,prompt", out=str(tmp_path), **{**FAST, "epochs": 1})
+    run(cfg, log=lambda *_: None)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["extra"]["prompt_length"] == 2
