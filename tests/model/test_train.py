@@ -215,8 +215,14 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     told = TrainConfig(data="yelp", model="sasrec", stages="prompt", extra={"prompt_length": 1})
     apply_data_defaults(told)
     assert told.extra == {"prompt_length": 1}  # --set wins
+    beauty = TrainConfig(data="beauty", model="recgpt", stages="prompt")
+    apply_data_defaults(beauty)
+    assert beauty.extra == {"prompt_weight": 3}
+    bce = TrainConfig(data="beauty", model="recgpt", stages="prompt", extra={"prompt_loss": "bce"})
+    apply_data_defaults(bce)
+    assert bce.extra == {"prompt_loss": "bce"}  # the weight is for full CE only: left out, not an error
     for cfg in (TrainConfig(data="yelp", model="sasrec", stages="pretrain"),  # no prompt stage
-                TrainConfig(data="beauty", model="recgpt", stages="pretrain,prompt")):  # no entry: the defaults
+                TrainConfig(data="sports", model="recgpt", stages="pretrain,prompt")):  # no entry: the defaults
         apply_data_defaults(cfg)
         assert cfg.extra == {}
 
