@@ -155,9 +155,10 @@ def options_report(manifest: str | Path, out: str | Path) -> str:
            "the default's on the same seeds (an option's runs averaged; * if one of them did not converge):\n"]
     md += [f"- {ds}: " + _best_on_valid([r for r in rows if r["data"] == ds]) for ds in datasets]
     # the options (default) label stays the code's global default on every data set, so that its row compares alike
-    md += ["\nWhere the code's defaults follow a data set (`DATA_PROMPT_DEFAULTS`, `model/stages.py`; a run there "
-           "without `--set` gets them): " + ("; ".join(f"{ds}: " + ", ".join(f"{k}={v}" for k, v in d.items())
-                                                 for ds, d in DATA_PROMPT_DEFAULTS.items()) or "none") + "."]
+    by_data = "; ".join(f"{ds}: " + ", ".join(f"{k}={v}" for k, v in d.items())
+                        for ds, d in DATA_PROMPT_DEFAULTS.items())
+    md += ["\nWhere the code's defaults follow a data set (`DATA_PROMPT_DEFAULTS`, `model/stages.py`; a `recgpt train` "
+           f"run there without `--set` gets them, `recgpt experiments` keeps the global ones): {by_data or 'none'}."]
     md += ["\nEvery run:\n", "| data | option | run | SASRec | NDCG@10 (two-stage) | vs SASRec | HR@10 | vs SASRec | "
            "valid chosen on | vs SASRec's | stopped |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

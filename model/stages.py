@@ -36,8 +36,8 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # (docs/results/options.md, "Validation NDCG@10", over each run's SASRec): on Yelp, prompt length 3 was +3.3%, +2.6%
 # and +0.9% where length 1 was +0.8%, +0.4% and -1.2%; on Beauty, prompt weight 3 was +2.2%, +3.0% and +2.5% where
 # weight 1 was +1.8%, +1.7% and +1.5% (test: both +1.9% on average, docs/results/targets.md). Sports and Toys keep
-# the defaults: no option beat them there on three seeds. Filled in where `--set` leaves the key; config.json
-# records the value used.
+# the defaults: no option beat them there on three seeds. `recgpt train` fills them in where `--set` leaves the
+# key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {"beauty": {"prompt_weight": 3}, "yelp": {"prompt_length": 3}}
 
 
@@ -99,8 +99,10 @@ def test_of(cfg: TrainConfig, model, split: Split, out: Path, files: dict[str, s
 
 
 def apply_data_defaults(cfg: TrainConfig) -> None:
-    """A run that prompt-tunes on a named data set takes that set's DATA_PROMPT_DEFAULTS where --set is silent."""
-    if "prompt" not in (cfg.stages or "").split(","):
+    """A run that prompt-tunes on a named data set takes that set's DATA_PROMPT_DEFAULTS where --set is silent.
+    `recgpt train` applies it; NOTE: `recgpt experiments` does not: its grids (the main table, the ablations, which
+    reuse the main table's run as their k=1 default) compare options against the global defaults."""
+    if "prompt" not in cfg.resolved_stages().split(","):
         return
     for key, val in DATA_PROMPT_DEFAULTS.get(cfg.data.lower(), {}).items():
         if key in cfg.extra:

@@ -35,7 +35,6 @@ from .soup import greedy_soup, keep_epoch, mix_with_start
 from .stages import (
     DEFAULT_PRETRAIN_SOUP,
     Stage,
-    apply_data_defaults,
     choose_infer_user,
     final_metrics,
     make_stages,
@@ -94,6 +93,9 @@ class TrainConfig:
     stages: str | None = None
     init: str | None = None  # a pre-trained run folder to start from
     extra: dict = field(default_factory=dict)  # stage-specific options (two-stage recall, prompts)
+
+    def resolved_stages(self) -> str:
+        return self.stages or ("pretrain,prompt" if self.model == "recgpt" else "pretrain")
 
     def resolved_loss(self) -> str:
         loss = self.loss or DEFAULT_LOSS.get(self.model, "ce")
@@ -193,10 +195,8 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
                      *LOSS_DEFAULTS.get(cfg.loss or "ce", {}).items()]:
         if getattr(cfg, key) is None:
             setattr(cfg, key, val)
-    if cfg.stages is None:
-        cfg.stages = "pretrain,prompt" if cfg.model == "recgpt" else "pretrain"
+    cfg.stages = cfg.resolved_stages()
     resolve_user_module(cfg)
-    apply_data_defaults(cfg)  # before recall_options: stage 2 appends as many items as a prompt holds
     if cfg.model != "pop":
         recall_options(cfg)  # a bad two-stage option fails now, not after the first stage's training
         if "pretrain" in cfg.stages.split(","):

@@ -24,6 +24,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
+    from model.stages import apply_data_defaults
     from model.train import TrainConfig, run
 
     cfg = TrainConfig(data=a.data, model=a.model, out=a.out, loss=a.loss, seed=a.seed)
@@ -51,6 +52,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if val is not None:
             setattr(cfg, key, val)
     cfg.extra.update(_parse_set(a.set))
+    if not a.resume:  # NOTE: a resumed run keeps the options of its config.json, made before any later default
+        apply_data_defaults(cfg)
     run(cfg, resume=a.resume)
     return 0
 

@@ -209,8 +209,9 @@ def test_two_stage_options_fail_before_training_and_the_control_appends_one_item
 
 
 def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
-    yelp = TrainConfig(data="Yelp", model="recgpt", stages="pretrain,prompt")
+    yelp = TrainConfig(data="Yelp", model="recgpt")  # no --stages: recgpt's pretrain,prompt
     apply_data_defaults(yelp)
+    yelp.stages = yelp.resolved_stages()  # as run() resolves them, before recall_options
     assert yelp.extra["prompt_length"] == 3 and recall_options(yelp)[1] == 3  # stage 2 appends the prompt's 3
     told = TrainConfig(data="yelp", model="sasrec", stages="prompt", extra={"prompt_length": 1})
     apply_data_defaults(told)
@@ -227,9 +228,13 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
         assert cfg.extra == {}
 
 
-def test_a_run_records_the_data_sets_prompt_default_it_used(tmp_path, monkeypatch):
+def test_recgpt_train_records_the_data_sets_prompt_default_and_experiments_keep_the_global_ones(tmp_path,
+                                                                                               monkeypatch):
+    from service.cli import main
+
     monkeypatch.setitem(stages.DATA_PROMPT_DEFAULTS, "synthetic", {"prompt_length": 2})
-    cfg = TrainConfig(model="recgpt", stages="pretrain,prompt", out=str(tmp_path), **{**FAST, "epochs": 1})
-    run(cfg, log=lambda *_: None)
-    saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved["extra"]["prompt_length"] == 2
+    assert main(["train", "--data", "synthetic", "--model", "recgpt", "--epochs", "1", "--d-model", "16",
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["extra"]["prompt_length"] == 2
+    run(TrainConfig(model="recgpt", out=str(tmp_path / "grid"), **{**FAST, "epochs": 1}), log=lambda *_: None)
+    assert "prompt_length" not in json.loads((tmp_path / "grid" / "config.json").read_text())["extra"]
