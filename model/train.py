@@ -95,7 +95,9 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # stage-specific options (two-stage recall, prompts)
 
     def resolved_stages(self) -> str:
-        return self.stages or ("pretrain,prompt" if self.model == "recgpt" else "pretrain")
+        if self.stages is not None:
+            return self.stages
+        return "pretrain,prompt" if self.model == "recgpt" else "pretrain"
 
     def resolved_loss(self) -> str:
         loss = self.loss or DEFAULT_LOSS.get(self.model, "ce")
