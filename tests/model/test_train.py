@@ -223,7 +223,7 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     apply_data_defaults(bce)
     assert bce.extra == {"prompt_loss": "bce"}  # the weight is for full CE only: left out, not an error
     for cfg in (TrainConfig(data="yelp", model="sasrec", stages="pretrain"),  # no prompt stage
-                TrainConfig(data="sports", model="recgpt", stages="pretrain,prompt")):  # no entry: the defaults
+                TrainConfig(data="synthetic", model="recgpt", stages="pretrain,prompt")):  # no entry: the defaults
         apply_data_defaults(cfg)
         assert cfg.extra == {}
 
