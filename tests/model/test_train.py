@@ -216,9 +216,10 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     told = TrainConfig(data="yelp", model="sasrec", stages="prompt", extra={"prompt_length": 1})
     apply_data_defaults(told)
     assert told.extra == {"prompt_length": 1}  # --set wins
-    beauty = TrainConfig(data="beauty", model="recgpt", stages="prompt")
-    apply_data_defaults(beauty)
-    assert beauty.extra == {"prompt_weight": 3}
+    for name in ("beauty", "Sports"):
+        weighted = TrainConfig(data=name, model="recgpt", stages="prompt")
+        apply_data_defaults(weighted)
+        assert weighted.extra == {"prompt_weight": 3}
     bce = TrainConfig(data="beauty", model="recgpt", stages="prompt", extra={"prompt_loss": "bce"})
     apply_data_defaults(bce)
     assert bce.extra == {"prompt_loss": "bce"}  # the weight is for full CE only: left out, not an error
