@@ -154,8 +154,7 @@ def options_report(manifest: str | Path, out: str | Path) -> str:
     md += ["\nOn each data set, the option furthest above the default on validation: its gain over its SASRec against "
            "the default's on the same seeds (an option's runs averaged; * if one of them did not converge):\n"]
     md += [f"- {ds}: " + _best_on_valid([r for r in rows if r["data"] == ds]) for ds in datasets]
-    # NOTE: option labels stay relative to the global defaults on every data set, so that the "default" row
-    # compares alike
+    # NOTE: option labels stay relative to the global defaults on every data set: the "default" row compares alike
     by_data = "; ".join(f"{ds}: " + ", ".join(f"{k}={v}" for k, v in d.items())
                         for ds, d in DATA_PROMPT_DEFAULTS.items())
     md += ["\nWhere the code's defaults follow a data set (`DATA_PROMPT_DEFAULTS`, `model/stages.py`; a `recgpt train` "
