@@ -10,9 +10,14 @@
 # the same model, loss, data order and seed (on the CPU its curve matched SASRec's to the digit), so the
 # prompt stage starts from the SASRec run instead of training the same model twice.
 #
+#   D-recgpt-NAME-sS  the same prompt stage with one of OPTIONS' variants, all side by side (when OPTIONS is set)
+#
 # Environment: DATASETS (beauty,sports,toys,yelp), SEEDS (1), BCE_SEEDS (1), CAP_PRE, CAP_PROMPT and CAP_BCE
 # (--max-minutes per stage; empty: none), DEVICE (auto), RUNS (runs/sweep), DEADLINE (seconds after which
-# unfinished jobs are stopped, so that what finished can be collected; 0: none), RECGPT (the command).
+# unfinished jobs are stopped, so that what finished can be collected; 0: none), RECGPT (the command),
+# OPTIONS (prompt-stage variants from each SASRec, space-separated NAME=KEY=VALUE+KEY=VALUE, each pair a
+# `--set`; `NAME=` alone: the code's defaults, which `recgpt train` takes per data set (DATA_PROMPT_DEFAULTS
+# in model/stages.py: prompt weight 3 on Beauty); empty: one D-recgpt-sS run with the defaults).
 # Then: recgpt eval RUNS/D-sasrec-ce-sS RUNS/D-recgpt-sS --block test_two_stage --baseline RUNS/D-sasrec-ce-sS
 set -u
 DATASETS=${DATASETS:-beauty,sports,toys,yelp}
@@ -25,6 +30,7 @@ DEVICE=${DEVICE:-auto}
 RUNS=${RUNS:-runs/sweep}
 DEADLINE=${DEADLINE:-0}
 RECGPT=${RECGPT:-recgpt}
+OPTIONS=${OPTIONS:-}
 mkdir -p "$RUNS/logs"
 
 cap() { [ -n "$1" ] && echo "--max-minutes $1"; }
@@ -36,12 +42,26 @@ train() {  # name, args...: one run, its log in RUNS/logs/name.log
   return $rc  # a failed (or stopped) SASRec run must not start its prompt stage
 }
 
+prompt_stages() {  # data, seed: the prompt stage(s) from D-sasrec-ce-sS, side by side
+  local d=$1 s=$2 o name sets kv
+  local common=(--data "$d" --model recgpt --stages prompt --init "$RUNS/$d-sasrec-ce-s$s" --seed "$s")
+  if [ -z "$OPTIONS" ]; then
+    train "$d-recgpt-s$s" "${common[@]}" $(cap "$CAP_PROMPT")
+    return
+  fi
+  for o in $OPTIONS; do
+    name=${o%%=*}; sets=()
+    for kv in $(tr + ' ' <<<"${o#*=}"); do sets+=(--set "$kv"); done
+    train "$d-recgpt-$name-s$s" "${common[@]}" "${sets[@]}" $(cap "$CAP_PROMPT") &
+  done
+  wait
+}
+
 pids=()
 for d in ${DATASETS//,/ }; do
   for s in ${SEEDS//,/ }; do
     ( train "$d-sasrec-ce-s$s" --data "$d" --model sasrec --loss ce --seed "$s" $(cap "$CAP_PRE") &&
-      train "$d-recgpt-s$s" --data "$d" --model recgpt --stages prompt --init "$RUNS/$d-sasrec-ce-s$s" \
-        --seed "$s" $(cap "$CAP_PROMPT") ) &
+      prompt_stages "$d" "$s" ) &
     pids+=($!)
   done
   for s in ${BCE_SEEDS//,/ }; do
