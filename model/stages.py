@@ -100,12 +100,14 @@ def test_of(cfg: TrainConfig, model, split: Split, out: Path, files: dict[str, s
     return result
 
 
-def apply_data_defaults(cfg: TrainConfig) -> None:
-    """A run that prompt-tunes on a named data set takes that set's DATA_PROMPT_DEFAULTS where --set is silent.
-    `recgpt train` applies it; NOTE: `recgpt experiments` does not: its grids (the main table, the ablations, which
-    reuse the main table's run as their k=1 default) compare options against the global defaults."""
+def apply_data_defaults(cfg: TrainConfig) -> dict:
+    """A run that prompt-tunes on a named data set takes that set's DATA_PROMPT_DEFAULTS where --set is silent;
+    -> the options it took. `recgpt train` applies it (and says so); NOTE: `recgpt experiments` does not: its grids
+    (the main table, the ablations, which reuse the main table's run as their k=1 default) compare options against
+    the global defaults."""
+    taken: dict = {}
     if "prompt" not in cfg.resolved_stages().split(","):
-        return
+        return taken
     for key, val in DATA_PROMPT_DEFAULTS.get(cfg.data.lower(), {}).items():
         if key in cfg.extra:
             continue
@@ -113,7 +115,8 @@ def apply_data_defaults(cfg: TrainConfig) -> None:
             PromptConfig.from_extra({**cfg.extra, key: val})
         except ValueError:
             continue
-        cfg.extra[key] = val
+        cfg.extra[key] = taken[key] = val
+    return taken
 
 
 def recall_options(cfg: TrainConfig) -> tuple[dict[int, tuple[int, int]], str | int]:

@@ -210,11 +210,11 @@ def test_two_stage_options_fail_before_training_and_the_control_appends_one_item
 
 def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     yelp = TrainConfig(data="Yelp", model="recgpt")  # no --stages: recgpt's pretrain,prompt
-    apply_data_defaults(yelp)
+    assert apply_data_defaults(yelp) == {"prompt_length": 3}  # what it took, for `recgpt train` to say
     yelp.stages = yelp.resolved_stages()  # as run() resolves them, before recall_options
     assert yelp.extra["prompt_length"] == 3 and recall_options(yelp)[1] == 3  # stage 2 appends the prompt's 3
     told = TrainConfig(data="yelp", model="sasrec", stages="prompt", extra={"prompt_length": 1})
-    apply_data_defaults(told)
+    assert apply_data_defaults(told) == {}
     assert told.extra == {"prompt_length": 1}  # --set wins
     for name in ("beauty", "Sports"):
         weighted = TrainConfig(data=name, model="recgpt", stages="prompt")
@@ -230,12 +230,13 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
 
 
 def test_recgpt_train_records_the_data_sets_prompt_default_and_experiments_keep_the_global_ones(tmp_path,
-                                                                                               monkeypatch):
+                                                                                               monkeypatch, capsys):
     from service.cli import main
 
     monkeypatch.setitem(stages.DATA_PROMPT_DEFAULTS, "synthetic", {"prompt_length": 2})
     assert main(["train", "--data", "synthetic", "--model", "recgpt", "--epochs", "1", "--d-model", "16",
                  "--out", str(tmp_path / "cli")]) == 0
+    assert "synthetic: --set prompt_length=2 (this data set's default" in capsys.readouterr().err
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["extra"]["prompt_length"] == 2
     run(TrainConfig(model="recgpt", out=str(tmp_path / "grid"), **{**FAST, "epochs": 1}), log=lambda *_: None)
     assert "prompt_length" not in json.loads((tmp_path / "grid" / "config.json").read_text())["extra"]
