@@ -19,6 +19,7 @@
 # `--set`; `NAME=` alone: the code's defaults, which `recgpt train` takes per data set (DATA_PROMPT_DEFAULTS
 # in model/stages.py: prompt weight 3 on Beauty); empty: one D-recgpt-sS run with the defaults).
 # Then: recgpt eval RUNS/D-sasrec-ce-sS RUNS/D-recgpt-sS --block test_two_stage --baseline RUNS/D-sasrec-ce-sS
+# (with OPTIONS: RUNS/D-recgpt-NAME-sS; or `recgpt eval --group ... --paired-baseline` for the seeds' mean ± std)
 set -u
 DATASETS=${DATASETS:-beauty,sports,toys,yelp}
 SEEDS=${SEEDS-1}

@@ -53,7 +53,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
             setattr(cfg, key, val)
     cfg.extra.update(_parse_set(a.set))
     if not a.resume:  # NOTE: a resumed run keeps the options of its config.json, made before any later default
-        for key, val in apply_data_defaults(cfg).items():  # said: a silent one was once taken for weight 1
+        # NOTE: said aloud: a run meant as the global default (weight 1) once took Beauty's weight 3 unnoticed
+        for key, val in apply_data_defaults(cfg).items():
             print(f"{a.data}: --set {key}={json.dumps(val)} (this data set's default; --set {key}=... to override)",
                   file=sys.stderr)
     run(cfg, resume=a.resume)
