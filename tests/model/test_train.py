@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from model import stages
-from model.stages import apply_data_defaults, recall_options
+from model.prompt import PromptConfig
+from model.stages import DATA_PROMPT_DEFAULTS, apply_data_defaults, recall_options
 from model.train import TrainConfig, resolve_device, run
 
 FAST = dict(data="synthetic", epochs=6, patience=6, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
@@ -220,6 +221,13 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
         weighted = TrainConfig(data=name, model="recgpt", stages="prompt")
         apply_data_defaults(weighted)
         assert weighted.extra == {"prompt_weight": 3}
+    toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
+    assert apply_data_defaults(toys) == {"prompt_placement": "all"}
+    # NOTE: PromptConfig.from_extra skips keys that are not its fields: a misspelt default would do nothing unseen
+    for name, defaults in DATA_PROMPT_DEFAULTS.items():
+        for key, val in defaults.items():
+            field = key.removeprefix("prompt_")
+            assert getattr(PromptConfig.from_extra({key: val}), field) == val != getattr(PromptConfig(), field), name
     bce = TrainConfig(data="beauty", model="recgpt", stages="prompt", extra={"prompt_loss": "bce"})
     apply_data_defaults(bce)
     assert bce.extra == {"prompt_loss": "bce"}  # the weight is for full CE only: left out, not an error
