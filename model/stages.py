@@ -3,6 +3,7 @@ validation, and the final metrics of the trained model (one-stage, two-stage rec
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,20 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
     "beauty": {"prompt_weight": 3}, "sports": {"prompt_weight": 3}, "toys": {"prompt_placement": "all"},
     "yelp": {"prompt_length": 3}}
+# every option a run reads off `--set` (TrainConfig.extra). NOTE: a key not here is an error (check_extra): a misspelt
+# `--set prompt_placment=all` once trained the default placement without a word
+EXTRA_KEYS = frozenset({f"prompt_{name}" for name in PromptConfig.__dataclass_fields__} | {
+    "prompt_lr", "soup", "mix_start", "pretrain_soup", "two_stage_splits", "two_stage_append", "infer_user",
+    "infer_user_margin", "user_module", "pop_counts", "bert_mask_prob"})
+
+
+def check_extra(extra: dict) -> None:
+    """A clear error for a `--set` key no part of training reads, with the nearest known keys."""
+    unknown = sorted(set(extra) - EXTRA_KEYS)
+    if unknown:
+        near = {k: difflib.get_close_matches(k, EXTRA_KEYS, n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {near[k][0]}?)" if near[k] else "") for k in unknown)
+        raise ValueError(f"unknown --set option {said}; the options are: {', '.join(sorted(EXTRA_KEYS))}")
 
 
 def mix_alphas(value: bool | float | list) -> tuple[float, ...]:

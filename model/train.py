@@ -35,6 +35,7 @@ from .soup import greedy_soup, keep_epoch, mix_with_start
 from .stages import (
     DEFAULT_PRETRAIN_SOUP,
     Stage,
+    check_extra,
     choose_infer_user,
     final_metrics,
     make_stages,
@@ -181,6 +182,7 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
             saved["extra"]["user_module"] = saved_user_module(saved)
         saved["extra"].setdefault("pretrain_soup", 0)  # NOTE: a config without the key predates the default
         cfg = TrainConfig(**saved)
+    check_extra(cfg.extra)
     if cfg.init and not (Path(cfg.init) / "best.safetensors").exists():
         # NOTE: the run folders committed under docs/results keep config.json and metrics.json, not weights
         raise FileNotFoundError(f"--init {cfg.init}: no best.safetensors there (a finished run folder with its "

@@ -24,7 +24,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from model.stages import apply_data_defaults
+    from model.stages import apply_data_defaults, check_extra
     from model.train import TrainConfig, run
 
     cfg = TrainConfig(data=a.data, model=a.model, out=a.out, loss=a.loss, seed=a.seed)
@@ -52,6 +52,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if val is not None:
             setattr(cfg, key, val)
     cfg.extra.update(_parse_set(a.set))
+    check_extra(cfg.extra)  # before the data set's defaults are said aloud
     if not a.resume:  # NOTE: a resumed run keeps the options of its config.json, made before any later default
         # NOTE: said aloud: a run meant as the global default (weight 1) once took Beauty's weight 3 unnoticed
         for key, val in apply_data_defaults(cfg).items():

@@ -12,7 +12,7 @@ import torch
 
 from model import stages
 from model.prompt import PromptConfig
-from model.stages import DATA_PROMPT_DEFAULTS, apply_data_defaults, recall_options
+from model.stages import DATA_PROMPT_DEFAULTS, EXTRA_KEYS, apply_data_defaults, check_extra, recall_options
 from model.train import TrainConfig, resolve_device, run
 
 FAST = dict(data="synthetic", epochs=6, patience=6, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
@@ -224,6 +224,7 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
     assert apply_data_defaults(toys) == {"prompt_placement": "all"}
     # NOTE: PromptConfig.from_extra skips keys that are not its fields: a misspelt default would do nothing unseen
+    assert {key for defaults in DATA_PROMPT_DEFAULTS.values() for key in defaults} <= EXTRA_KEYS
     for name, defaults in DATA_PROMPT_DEFAULTS.items():
         for key, val in defaults.items():
             field = key.removeprefix("prompt_")
@@ -248,3 +249,28 @@ def test_recgpt_train_records_the_data_sets_prompt_default_and_experiments_keep_
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["extra"]["prompt_length"] == 2
     run(TrainConfig(model="recgpt", out=str(tmp_path / "grid"), **{**FAST, "epochs": 1}), log=lambda *_: None)
     assert "prompt_length" not in json.loads((tmp_path / "grid" / "config.json").read_text())["extra"]
+
+
+def test_a_misspelt_set_option_is_a_clear_error_not_silently_the_default(tmp_path, capsys):
+    from service.cli import main
+
+    # NOTE: --set prompt_placment=all once trained the default placement without a word
+    assert main(["train", "--data", "synthetic", "--model", "recgpt", "--epochs", "1", "--set", "prompt_placment=all",
+                 "--out", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown --set option 'prompt_placment' (did you mean prompt_placement?)" in err, err
+    assert not (tmp_path / "cli").exists()  # refused before anything is written
+    with pytest.raises(ValueError, match="'two_stage_split'.*two_stage_splits"):  # sweeps and experiments call run()
+        run(TrainConfig(model="sasrec", out=str(tmp_path / "run"), extra={"two_stage_split": {}}, **FAST))
+    check_extra({"prompt_length": 3, "prompt_lr": 1e-3, "user_module": False})  # known keys pass
+
+
+def test_every_option_the_code_reads_is_a_known_set_option():
+    import re
+    from pathlib import Path
+
+    # the keys read as extra.get("key" / extra["key"] / extra.setdefault("key" anywhere under model/
+    code = "".join(p.read_text() for p in Path(stages.__file__).parent.glob("*.py"))
+    read = set(re.findall(r"extra(?:\.get\(|\[|\.setdefault\()\"(\w+)\"", code))
+    assert {"prompt_lr", "two_stage_splits", "pop_counts", "bert_mask_prob"} <= read  # the pattern finds them
+    assert read <= EXTRA_KEYS, read - EXTRA_KEYS
