@@ -128,6 +128,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     from model.ablations import ablation_jobs, ablation_plan, ablations
     from model.experiments import DATASETS, main_jobs, main_table, splits_report
     from model.options import options_report
+    from model.stages import check_extra
     from model.sweep import train_jobs
     from model.targets import targets_report
     from model.train import TrainConfig
@@ -142,6 +143,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
         return 0
     base = TrainConfig(seed=a.seeds[0], epochs=a.epochs, patience=a.patience, max_minutes=a.max_minutes,
                        batch_size=a.batch_size, threads=a.threads, device=a.device, extra=_parse_set(a.set))
+    check_extra(base.extra)  # before the first of many runs
     out, runs = Path(a.out), Path(a.runs)
     datasets = a.datasets.split(",") if a.datasets else list(DATASETS)
     if a.train_only:  # every data set's runs in one plan, so copies side by side share them without waiting

@@ -260,6 +260,10 @@ def test_a_misspelt_set_option_is_a_clear_error_not_silently_the_default(tmp_pat
     err = capsys.readouterr().err
     assert "unknown --set option 'prompt_placment' (did you mean prompt_placement?)" in err, err
     assert not (tmp_path / "cli").exists()  # refused before anything is written
+    assert main(["experiments", "main", "--datasets", "synthetic", "--set", "usermodule=true",
+                 "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "tables")]) == 2
+    assert "'usermodule' (did you mean user_module?)" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
     with pytest.raises(ValueError, match="'two_stage_split'.*two_stage_splits"):  # sweeps and experiments call run()
         run(TrainConfig(model="sasrec", out=str(tmp_path / "run"), extra={"two_stage_split": {}}, **FAST))
     check_extra({"prompt_length": 3, "prompt_lr": 1e-3, "user_module": False})  # known keys pass
