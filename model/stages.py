@@ -54,7 +54,7 @@ EXTRA_KEYS = frozenset({f"prompt_{name}" for name in PromptConfig.__dataclass_fi
 
 
 def check_extra(extra: dict) -> None:
-    """A clear error for a `--set` key no part of training reads, with the nearest known keys."""
+    """A clear error for a `--set` key no part of training reads, naming the nearest known key."""
     unknown = sorted(set(extra) - EXTRA_KEYS)
     if unknown:
         near = {k: difflib.get_close_matches(k, EXTRA_KEYS, n=1) for k in unknown}
