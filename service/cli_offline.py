@@ -266,7 +266,8 @@ def add_offline_commands(sub: argparse._SubParsersAction) -> None:
                    help="train (or reuse) the runs of every data set and seed, write no table: copies of the same "
                    "command side by side share the runs; then run the command without it to write the tables")
     x.add_argument("--pairs", help="targets: the manifest of (SASRec runs, RecGPT run) pairs (default "
-                   "docs/results/target_pairs.json), writes OUT/targets.md, .json, .png; options: the manifest of "
+                   "docs/results/target_pairs.json), writes OUT/targets.md, .json, .png (and targets_defaults.png when "
+                   "it names its 'current' settings); options: the manifest of "
                    "(SASRec run, prompt-tuned runs) groups (default docs/results/option_runs.json), writes "
                    "OUT/options.md, .json, .png")
     x.add_argument("--out", default="docs/results", help="folder for the tables and plots")

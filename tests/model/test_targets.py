@@ -1,12 +1,15 @@
 """model/targets.py: the targets table from hand-made run folders: our SASRec is the better listed run, the gain is
-exact, the verdict counts pairs, and a run that did not stop by patience makes the comparison 'capped'."""
+exact, the verdict counts pairs, a run that did not stop by patience makes the comparison 'capped', and the
+headline holds only runs of the code's defaults."""
 
 import json
 from pathlib import Path
 
 import pytest
 
+from model.options import option_label
 from model.report import COLUMNS, stopped_by
+from model.stages import DATA_PROMPT_DEFAULTS
 from model.targets import pair_rows, targets_report, verdicts
 from service.cli import main
 
@@ -86,7 +89,7 @@ def test_report_files_and_the_cli(tmp_path):
                              stage="prompt", earlier=20)}]
     manifest = _manifest(tmp_path, pairs)
     text = targets_report(manifest, tmp_path / "out" / "targets")
-    line = next(x for x in text.splitlines() if x.startswith("| beauty | converged | 1 |"))
+    line = next(x for x in text.splitlines() if x.startswith("| 1 | beauty | converged | 1 |"))
     assert "+1.9%" in line and "| 0/1 | not met |" in line and "0.0611 (not reached)" in line
     assert "patience, 15 ep" in text  # the RecGPT run's prompt stage: 15 of its 35 epochs
     assert "authors' 0.0651 / 0.0356: beaten" in line  # HR@10 0.099 and NDCG@10 0.0581
@@ -116,3 +119,38 @@ def test_the_report_never_writes_over_its_manifest(tmp_path):
     manifest.write_text(json.dumps({"pairs": pairs}))
     assert main(["experiments", "targets", "--pairs", str(manifest), "--out", str(tmp_path)]) == 2
     assert json.loads(manifest.read_text()) == {"pairs": pairs}
+
+
+def test_the_headline_is_the_code_defaults_and_refuses_other_options(tmp_path):
+    """`current` names each data set's setting of the code's defaults: the report's headline, one cell a seed; a
+    setting that is not there, or a run trained with other options than DATA_PROMPT_DEFAULTS, is an error."""
+    toys = option_label(DATA_PROMPT_DEFAULTS["toys"])
+    pairs = []
+    for seed, rg in ((1, 0.0520), (2, 0.0510)):  # +4% and +2% over 0.05
+        pairs.append({"data": "toys", "setting": "defaults", "seed": seed,
+                      "sasrec": [_run(tmp_path, f"sas{seed}", ndcg=0.05, seed=seed)],
+                      "recgpt": _run(tmp_path, f"rg{seed}", ndcg=0.05, two_stage=rg, seed=seed, stage="prompt",
+                                     extra=dict(DATA_PROMPT_DEFAULTS["toys"], user_module=False))})
+    pairs.append({"data": "toys", "setting": "other", "seed": 1, "sasrec": ["sas1"],
+                  "recgpt": _run(tmp_path, "rg-k3", ndcg=0.05, two_stage=0.06, stage="prompt",
+                                 extra={"prompt_length": 3})})
+    manifest = tmp_path / "target_pairs.json"
+    manifest.write_text(json.dumps({"current": {"toys": "defaults"}, "pairs": pairs}))
+    text = targets_report(manifest, tmp_path / "out" / "targets")
+    head = text[text.index("## The code's defaults"):text.index("## Every setting")]
+    (line,) = [x for x in head.splitlines() if x.startswith("| toys |")]
+    assert line.startswith(f"| toys | {toys} | #1 | 2 | 1: +4.0%, 2: +2.0% | +3.0% ± 1.4 (+2.0%..+4.0%) | 1/2 | ")
+    assert "| 2 | toys | other |" in text  # every setting, numbered as the headline's '#1'
+    assert (tmp_path / "out" / "targets_defaults.png").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "targets.json").read_text())["current"][0]["seed gains"] == \
+        pytest.approx([0.04, 0.02])
+    manifest.write_text(json.dumps({"current": {"toys": "other"}, "pairs": pairs}))
+    with pytest.raises(ValueError, match=r"rg-k3 was trained with 'prompt_length=3'"):
+        targets_report(manifest, tmp_path / "out" / "targets")
+    manifest.write_text(json.dumps({"current": {"toys": "nowhere"}, "pairs": pairs}))
+    with pytest.raises(ValueError, match="not a setting of its pairs"):
+        targets_report(manifest, tmp_path / "out" / "targets")
+    # no headline without `current`, and no defaults plot
+    manifest.write_text(json.dumps({"pairs": pairs}))
+    assert "## The code's defaults" not in targets_report(manifest, tmp_path / "plain" / "targets")
+    assert not (tmp_path / "plain" / "targets_defaults.png").exists()
