@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .plots import plot_options
 from .prompt import PromptConfig
-from .report import load_run, refuse_manifest_overwrite, selected_on, stop_reason
+from .report import load_run, mean_std, refuse_manifest_overwrite, selected_on, stop_reason
 from .stages import (
     DATA_PROMPT_DEFAULTS,
     DEFAULT_MIX_START,
@@ -99,15 +99,76 @@ def _pivot(rows: list[dict], datasets: list[str], options: list[str], key: str) 
     return lines
 
 
+def _gains(rows: list[dict], option: str, key: str) -> dict[int, list[float]]:
+    """`key` of each run of `option` in `rows`, by seed."""
+    by_seed: dict[int, list[float]] = {}
+    for r in rows:
+        if r["option"] == option and r[key] is not None:
+            by_seed.setdefault(r["seed"], []).append(r[key])
+    return by_seed
+
+
+def _against_default(rows: list[dict], option: str, key: str) -> list[tuple[int, float]]:
+    """(seed, `key` of a run of `option` minus the default's on that seed) for each run of `option` on a seed the
+    default has runs of (the default's runs of a seed averaged: the SASRec start differs between seeds)."""
+    default = {s: sum(g) / len(g) for s, g in _gains(rows, DEFAULT_LABEL, key).items()}
+    return [(s, x - default[s]) for s, g in sorted(_gains(rows, option, key).items()) if s in default for x in g]
+
+
+def valid_vs_test(rows: list[dict]) -> list[dict]:
+    """Does validation pick what test confirms? For each option of each data set beside its default: the change
+    against the default on the same seeds (points of gain over the SASRec), on validation and on test, run by run.
+    The defaults are chosen on the first; a user gets the second."""
+    out = []
+    for ds in dict.fromkeys(r["data"] for r in rows):
+        of = [r for r in rows if r["data"] == ds]
+        for o in dict.fromkeys(r["option"] for r in of):
+            if o == DEFAULT_LABEL:
+                continue
+            valid, test = _against_default(of, o, "valid gain"), _against_default(of, o, "gain NDCG@10")
+            if valid and len(valid) == len(test):
+                v, t = [d for _, d in valid], [d for _, d in test]
+                out.append({"data": ds, "option": o, "seeds": [s for s, _ in test], "valid": v, "test": t,
+                            "valid mean": sum(v) / len(v), "test mean": sum(t) / len(t),
+                            "converged": all(r["stopped"] == "patience" for r in of if r["option"] == o)})
+    return out
+
+
+def _valid_vs_test_lines(rows: list[dict]) -> list[str]:
+    pairs = valid_vs_test(rows)
+    if not pairs:
+        return []
+    agree = sum((p["valid mean"] > 0) == (p["test mean"] > 0) for p in pairs)
+    up = [p for p in pairs if p["valid mean"] > 0]
+    up_ok = sum(p["test mean"] > 0 for p in up)
+    lines = ["\nDoes validation pick what test confirms? Each option against the default on the same seeds, on "
+             "validation (what the defaults are chosen on) and on test, in points of NDCG@10 gain over the SASRec "
+             "(the mean over the option's runs; each run's change after the colon):\n",
+             "| data | option | seeds | validation vs default | test vs default | runs (test) |",
+             "|---|---|---|---|---|---|"]
+    for p in sorted(pairs, key=lambda p: (p["data"], -p["valid mean"])):
+        each = ", ".join(f"{s}: {100 * t:+.1f}" for s, t in zip(p["seeds"], p["test"], strict=True))
+        star = "" if p["converged"] else "*"
+        lines.append(f"| {p['data']} | {p['option']} | {len(p['seeds'])} | {100 * p['valid mean']:+.1f}{star} | "
+                     f"{100 * p['test mean']:+.1f}{star} | {each} |")
+    lines.append(f"\nValidation and test agree on the side of the default for {agree} of {len(pairs)} options; of "
+                 f"the {len(up)} options above the default on validation, {up_ok} are above it on test too.")
+    lines.append("\nHow far the default's own runs spread (its gain over each run's SASRec, mean ± std over its "
+                 "runs: seeds, SASRec starts and re-runs), the scale a difference between options must clear:\n")
+    for ds in dict.fromkeys(r["data"] for r in rows):
+        own = [r for r in rows if r["data"] == ds and r["option"] == DEFAULT_LABEL and r["valid gain"] is not None]
+        if len(own) > 1:
+            (vm, vs), (tm, ts) = (mean_std([r[k] for r in own]) for k in ("valid gain", "gain NDCG@10"))
+            lines.append(f"- {ds}: {len(own)} runs, validation {_pct(vm)} ± {100 * vs:.1f}, test {_pct(tm)} ± "
+                         f"{100 * ts:.1f}")
+    return lines
+
+
 def _best_on_valid(rows: list[dict]) -> str:
     """Which option of `rows` (one data set's) is highest on validation, each option against the default on the
     same seeds (the default's runs of a seed averaged: the SASRec start differs between seeds)."""
     def gains(o: str) -> dict[int, list[float]]:
-        by_seed: dict[int, list[float]] = {}
-        for r in rows:
-            if r["option"] == o and r["valid gain"] is not None:
-                by_seed.setdefault(r["seed"], []).append(r["valid gain"])
-        return by_seed
+        return _gains(rows, o, "valid gain")
 
     default = {s: sum(g) / len(g) for s, g in gains(DEFAULT_LABEL).items()}
     diffs = {}  # option -> (its mean gain, the default's on the same seeds, those seeds)
@@ -154,6 +215,7 @@ def options_report(manifest: str | Path, out: str | Path) -> str:
     md += ["\nOn each data set, the option furthest above the default on validation: its gain over its SASRec against "
            "the default's on the same seeds (an option's runs averaged; * if one of them did not converge):\n"]
     md += [f"- {ds}: " + _best_on_valid([r for r in rows if r["data"] == ds]) for ds in datasets]
+    md += _valid_vs_test_lines(rows)
     # NOTE: option labels stay relative to the global defaults on every data set: the "default" row compares alike
     by_data = "; ".join(f"{ds}: " + ", ".join(f"{k}={v}" for k, v in d.items())
                         for ds, d in DATA_PROMPT_DEFAULTS.items())

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from model.options import CONTROL_LABEL, DEFAULT_LABEL, _best_on_valid, option_label, option_rows, options_report
+from model.options import (
+    CONTROL_LABEL,
+    DEFAULT_LABEL,
+    _best_on_valid,
+    option_label,
+    option_rows,
+    options_report,
+    valid_vs_test,
+)
 from service.cli import main
 from tests.model.test_targets import _run
 
@@ -90,3 +98,22 @@ def test_the_best_on_validation_is_paired_with_the_default_by_seed():
     rows.append(row(DEFAULT_LABEL, 2, 0.040))
     assert _best_on_valid(rows) == ("b=1: +5.0%, the default +4.0% on the same seeds (2; options compared on the "
                                     "default's seeds: 2)")
+
+
+def test_validation_against_test_option_by_option(tmp_path):
+    """Each option against the default on the default's seeds, on validation and on test, exactly; a capped run is
+    starred and counted."""
+    rows = option_rows(_groups(tmp_path))
+    by = {p["option"]: p for p in valid_vs_test(rows)}
+    assert set(by) == {"prompt_length=3", CONTROL_LABEL}  # the default is the reference, not a row
+    k3, ctl = by["prompt_length=3"], by[CONTROL_LABEL]
+    assert k3["seeds"] == [1] and k3["valid mean"] == pytest.approx(0.01) and k3["test mean"] == pytest.approx(0.02)
+    assert ctl["valid"] == pytest.approx([-0.03]) and ctl["test"] == pytest.approx([-0.035]) and not ctl["converged"]
+    (tmp_path / "again").mkdir()
+    text = options_report(_groups(tmp_path / "again"), tmp_path / "out" / "options")
+    assert "| toys | prompt_length=3 | 1 | +1.0 | +2.0 | 1: +2.0 |" in text
+    assert f"| toys | {CONTROL_LABEL} | 1 | -3.0* | -3.5* | 1: -3.5 |" in text
+    assert ("Validation and test agree on the side of the default for 2 of 2 options; of the 1 options above the "
+            "default on validation, 1 are above it on test too.") in text
+    # the default's two runs: validation +2.0% and +1.0%, test +3.0% and +2.0%
+    assert "- toys: 2 runs, validation +1.5% ± 0.7, test +2.5% ± 0.7" in text
