@@ -42,7 +42,8 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # and +0.9% (session 39), and again on seeds 4 and 5 (session 40: +4.4% and +2.9% against +2.7% and +2.3%).
 # NOTE: on Toys' test it is not better: over seeds 1-5 +2.2% on average against +2.8% for "last"
 # (docs/results/targets.md), and its prompt-stage epoch is slower (about 120 s against 45-75 s, one thread); the
-# rule is validation, so it is the default.
+# rule is validation, so it is the default. Option by option (options.md, "Does validation pick what test confirms?"),
+# validation leads of about a point over the default did not carry to test on Beauty and Toys; Yelp's (+2.2) did.
 # `recgpt train` fills them in where `--set` leaves the key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
     "beauty": {"prompt_weight": 3}, "sports": {"prompt_weight": 3}, "toys": {"prompt_placement": "all"},
