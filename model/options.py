@@ -121,12 +121,12 @@ def valid_vs_test(rows: list[dict]) -> list[dict]:
     The defaults are chosen on the first; a user gets the second."""
     out = []
     for ds in dict.fromkeys(r["data"] for r in rows):
-        of = [r for r in rows if r["data"] == ds]
+        of = [r for r in rows if r["data"] == ds and r["valid gain"] is not None]  # runs scored on both
         for o in dict.fromkeys(r["option"] for r in of):
             if o == DEFAULT_LABEL:
                 continue
             valid, test = _against_default(of, o, "valid gain"), _against_default(of, o, "gain NDCG@10")
-            if valid and len(valid) == len(test):
+            if valid:
                 v, t = [d for _, d in valid], [d for _, d in test]
                 out.append({"data": ds, "option": o, "seeds": [s for s, _ in test], "valid": v, "test": t,
                             "valid mean": sum(v) / len(v), "test mean": sum(t) / len(t),
@@ -167,13 +167,10 @@ def _valid_vs_test_lines(rows: list[dict]) -> list[str]:
 def _best_on_valid(rows: list[dict]) -> str:
     """Which option of `rows` (one data set's) is highest on validation, each option against the default on the
     same seeds (the default's runs of a seed averaged: the SASRec start differs between seeds)."""
-    def gains(o: str) -> dict[int, list[float]]:
-        return _gains(rows, o, "valid gain")
-
-    default = {s: sum(g) / len(g) for s, g in gains(DEFAULT_LABEL).items()}
+    default = {s: sum(g) / len(g) for s, g in _gains(rows, DEFAULT_LABEL, "valid gain").items()}
     diffs = {}  # option -> (its mean gain, the default's on the same seeds, those seeds)
     for o in dict.fromkeys(r["option"] for r in rows):
-        own = {s: g for s, g in gains(o).items() if s in default}
+        own = {s: g for s, g in _gains(rows, o, "valid gain").items() if s in default}
         if o != DEFAULT_LABEL and own:
             mine = [x for g in own.values() for x in g]
             base = [default[s] for s, g in own.items() for _ in g]
