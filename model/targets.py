@@ -83,12 +83,14 @@ def verdicts(rows: Sequence[dict]) -> list[dict]:
     for (data, setting), rs in groups.items():
         gains = [r["gain_NDCG@10"] for r in rs]
         mean, std = mean_std(gains)
+        hr_mean, hr_std = mean_std([r["gain_HR@10"] for r in rs])
         ndcg, _ = mean_std([r["recgpt_NDCG@10"] for r in rs])
         hr, _ = mean_std([r["recgpt_HR@10"] for r in rs])
         converged = all(r["sasrec_stop"] == "patience" and r["recgpt_stop"] == "patience" for r in rs)
         met = sum(g >= TARGET_GAIN for g in gains)
         out.append({"data": data, "setting": setting, "n": len(rs), "seeds": [r["seed"] for r in rs],
                     "gain mean": mean, "gain std": std, "gain min": min(gains), "gain max": max(gains),
+                    "HR@10 gain mean": hr_mean, "HR@10 gain std": hr_std,
                     "pairs >= +3%": met, "recgpt NDCG@10": ndcg, "recgpt HR@10": hr, "converged": converged,
                     "target": ("met" if met == len(rs) else "not met") + ("" if converged else " on capped runs"),
                     "published": PUBLISHED_NDCG10.get(data)})
@@ -156,11 +158,13 @@ def targets_report(manifest: str | Path, out: str | Path) -> str:
                "Each data set's setting named `current` in the manifest: its RecGPT runs were trained with the data "
                "set's defaults (`DATA_PROMPT_DEFAULTS`, `model/stages.py`; checked against each run's config.json), "
                "what `recgpt train --data DATA --model recgpt` trains today.\n",
-               f"| data | the code's defaults | setting | n | seed: pair | {head}", "|---" * 11 + "|"]
+               f"| data | the code's defaults | setting | n | seed: pair | {head} HR@10 vs our SASRec (paired) |",
+               "|---" * 12 + "|"]
         for v in current:
             label = option_label(DATA_PROMPT_DEFAULTS.get(v["data"], {}))
             each = ", ".join(f"{s}: {_pct(g)}" for s, g in zip(v["seeds"], v["seed gains"], strict=True))
-            md.append(f"| {v['data']} | {label} | #{v['#']} | {v['n']} | {each} | {_verdict_cells(v)}")
+            hr = _pct(v["HR@10 gain mean"]) + (f" ± {100 * v['HR@10 gain std']:.1f}" if v["n"] > 1 else "")
+            md.append(f"| {v['data']} | {label} | #{v['#']} | {v['n']} | {each} | {_verdict_cells(v)} {hr} |")
         md.append("\n## Every setting (`" + out.name + ".png`)\n")
     md += [f"| # | data | setting | n | seeds | {head}", "|---" * 11 + "|"]
     for v in summary:

@@ -140,6 +140,7 @@ def test_the_headline_is_the_code_defaults_and_refuses_other_options(tmp_path):
     head = text[text.index("## The code's defaults"):text.index("## Every setting")]
     (line,) = [x for x in head.splitlines() if x.startswith("| toys |")]
     assert line.startswith(f"| toys | {toys} | #1 | 2 | 1: +4.0%, 2: +2.0% | +3.0% ± 1.4 (+2.0%..+4.0%) | 1/2 | ")
+    assert line.endswith(" | +10.0% ± 0.0 |")  # HR@10: 0.11 against 0.10 in both pairs
     assert "| 2 | toys | other |" in text  # every setting, numbered as the headline's '#1'
     assert (tmp_path / "out" / "targets_defaults.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "targets.json").read_text())["current"][0]["seed gains"] == \
