@@ -37,7 +37,8 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # (docs/results/options.md, "Validation NDCG@10", over each run's SASRec): on Yelp, prompt length 3 was +3.3%, +2.6%
 # and +0.9% where length 1 was +0.8%, +0.4% and -1.2%; on Beauty, prompt weight 3 was +2.2%, +3.0% and +2.5% where
 # weight 1 was +1.8%, +1.7% and +1.5% (test: both +2.0% on average, sessions 35 and 37, docs/results/targets.md);
-# on Sports, weight 3 was +2.3%, +2.7% and +2.2% where weight 1 was +2.2%, +1.7% and +1.0% (test +3.4% on average);
+# on Sports, weight 3 was +2.3%, +2.7% and +2.2% where weight 1 was +2.2%, +1.7% and +1.0% (test +3.4% on average;
+# +3.0% over five seeds, session 41);
 # on Toys, placement "all" (prompts between adjacent items) was +2.3%, +3.8% and +3.3% where "last" was +1.8%, +2.0%
 # and +0.9% (session 39), and again on seeds 4 and 5 (session 40: +4.4% and +2.9% against +2.7% and +2.3%).
 # NOTE: on Toys' test it is not better: over seeds 1-5 +2.2% on average against +2.8% for "last"
