@@ -133,7 +133,7 @@ def plot_targets_headline(current: list[dict], out_png: str | Path, target: floa
     ax.set_yticks(y, [f"{v['data']} (n={v['n']})" for v in current], fontsize=9)
     ax.set_xlim(min(0.0, *(100 * g for v in current for g in v["seed gains"])) - 0.5,
                 max(100 * target, *(100 * g for v in current for g in v["seed gains"])) + 4.0)
-    ax.set_xlabel("RecGPT two-stage NDCG@10 vs our SASRec (%): bar the mean, dots the seeds")
+    ax.set_xlabel("RecGPT two-stage NDCG@10 vs our SASRec (%): bar the mean, dots the seeds; hatched: a capped run")
     ax.set_title("The code's defaults a data set (docs/results/targets.md)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
