@@ -121,6 +121,19 @@ def _parse_set(pairs: list[str] | None) -> dict:
     return extra
 
 
+def _named_runs(specs: list[str] | None, which: str) -> dict[str, str]:
+    """--model NAME=RUN_DIR[:checkpoint] options -> {name: run spec}, in their order."""
+    named = {}
+    for spec in specs or []:
+        name, eq, path = spec.rpartition("=")  # the last "=": a name may hold one ("k=1")
+        if not (eq and name and path):
+            raise ValueError(f"--model wants NAME=RUN_DIR[:checkpoint], not {spec!r}")
+        named[name] = path
+    if not named:
+        raise ValueError(f"{which} needs --model NAME=RUN_DIR[:checkpoint] (one or more)")
+    return named
+
+
 def _cmd_experiments(a: argparse.Namespace) -> int:
     """The paper's tables and plots, generated from training runs (resumable: finished runs are reused)."""
     import torch
@@ -136,6 +149,17 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     # NOTE: set here, not only by each training run: `splits`, and `ablations` over reused runs, evaluate
     # without training anything, and torch would otherwise take every core
     torch.set_num_threads(a.threads)
+    if a.which == "horizons":  # evaluates finished runs' weights, trains nothing
+        from model.horizons import horizons_report
+
+        named = _named_runs(a.models, "horizons")
+        ref = a.reference or next(iter(named))
+        pairs = [tuple(c.split(":", 1)) for c in a.compare or []]
+        for pair in pairs:
+            if len(pair) != 2 or not set(pair) <= set(named):
+                raise ValueError(f"--compare wants A:B of the --model names {sorted(named)}, not {':'.join(pair)!r}")
+        print(horizons_report(named, ref, pairs, Path(a.out)))
+        return 0
     if a.which in ("targets", "options"):  # read run folders, train nothing
         report, manifest = {"targets": (targets_report, "target_pairs.json"),
                             "options": (options_report, "option_runs.json")}[a.which]
@@ -158,14 +182,7 @@ def _cmd_experiments(a: argparse.Namespace) -> int:
     if a.which == "main":
         print(main_table(datasets, a.seeds, runs, out, base, train=not a.report_only))
     elif a.which == "splits":
-        named = {}
-        for spec in a.models or []:
-            name, eq, path = spec.rpartition("=")  # the last "=": a name may hold one ("k=1")
-            if not (eq and name and path):
-                raise ValueError(f"--model wants NAME=RUN_DIR[:checkpoint], not {spec!r}")
-            named[name] = path
-        if not named:
-            raise ValueError("splits needs --model NAME=RUN_DIR[:checkpoint] (one or more)")
+        named = _named_runs(a.models, "splits")
         for ds in datasets:
             print(splits_report(ds, named, out))
     else:
@@ -245,9 +262,14 @@ def add_offline_commands(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(fn=_cmd_eval)
     x = sub.add_parser("experiments", help="generate docs/results: the main table, the ablations, split tables, "
                        "where the targets stand, or what each prompt-stage option adds (runs are reused)")
-    x.add_argument("which", choices=["main", "ablations", "splits", "targets", "options"])
+    x.add_argument("which", choices=["main", "ablations", "splits", "targets", "options", "horizons"])
     x.add_argument("--model", dest="models", action="append", metavar="NAME=RUN_DIR[:CHECKPOINT]",
-                   help="splits: a trained run to evaluate (e.g. 'pre-trained=runs/rg:pretrain.best')")
+                   help="splits: a trained run to evaluate (e.g. 'pre-trained=runs/rg:pretrain.best'); horizons: a "
+                   "finished run folder (its final weights)")
+    x.add_argument("--reference", help="horizons: the --model name each run's change is measured against "
+                   "(default: the first)")
+    x.add_argument("--compare", action="append", metavar="A:B", help="horizons: A's two-stage NDCG@10 against B's, "
+                   "view by view, with a paired bootstrap over users (repeatable)")
     x.add_argument("--datasets", help="comma-separated (default: beauty,sports,toys,yelp)")
     x.add_argument("--seeds", type=lambda v: [int(i) for i in v.split(",")], default=[1, 2, 3])
     x.add_argument("--epochs", type=int, default=200)
