@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.data import leave_one_out
-from model.horizons import VIEWS, horizons_table, views
+from model.horizons import VIEWS, contrast_bootstrap, horizons_table, views
 from model.train import TrainConfig, run
 from service.cli import main
 
@@ -27,6 +27,18 @@ def test_views_of_a_hand_made_sequence():
         views(_split([[1, 2, 3], [4, 5, 6, 7]]))
 
 
+def test_target_contrast_on_hand_made_ranks():
+    base, better = np.ones(300), np.zeros(300)  # every target at rank 1, then at rank 0: NDCG@10 1 / log2(3) -> 1
+    c = contrast_bootstrap(base, better, base, base.copy(), n_boot=200)
+    assert c["diff"] == pytest.approx(np.log2(3) - 1) and c["ci95"] == pytest.approx([np.log2(3) - 1] * 2)
+    assert c["p_le_0"] == 0.0
+    # the same gain on both views: no difference; the gain on view y only: its negative
+    assert contrast_bootstrap(base, better, base, better, n_boot=50)["diff"] == pytest.approx(0.0)
+    assert contrast_bootstrap(base, base, base, better, n_boot=50)["diff"] == pytest.approx(1 - np.log2(3))
+    with pytest.raises(ValueError, match="same users"):
+        contrast_bootstrap(base, better, base[:5], better[:5])
+
+
 def test_table_from_run_folders_reproduces_their_metrics(tmp_path):
     fast = dict(data="synthetic", epochs=2, patience=2, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
     sas, tuned = tmp_path / "sas", tmp_path / "tuned"
@@ -41,7 +53,10 @@ def test_table_from_run_folders_reproduces_their_metrics(tmp_path):
     m = json.loads((tuned / "metrics.json").read_text())  # its own split and append at K = 10
     assert rec["ndcg@10"]["tuned"]["two-stage"]["test"] == pytest.approx(m["test_two_stage"]["NDCG@10"], abs=1e-9)
     two = {v: rec["ndcg@10"][n]["two-stage"][v] for n in ("tuned", "sas") for v in VIEWS}
-    assert rec["pairs"]["sas vs sas"]["test"]["rel"] == 0.0
+    same = rec["pairs"]["sas vs sas"]
+    assert same["test"]["rel"] == 0.0 and same["target contrast"]["diff"] == 0.0
+    rel = rec["pairs"]["tuned vs sas"]
+    assert rel["target contrast"]["diff"] == pytest.approx(rel["valid, 2 ahead"]["rel"] - rel["test, 2 ahead"]["rel"])
     for v in VIEWS:
         want = rec["ndcg@10"]["tuned"]["two-stage"][v] / rec["ndcg@10"]["sas"]["two-stage"][v] - 1
         assert rec["pairs"]["tuned vs sas"][v]["rel"] == pytest.approx(want), two
