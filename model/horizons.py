@@ -92,8 +92,9 @@ def horizons_table(runs: dict[str, str], reference: str, pairs: Sequence[tuple[s
                    n_boot: int = 2000) -> tuple[str, dict]:
     """Markdown: each run's NDCG@10 on every view (one-stage; two-stage at K = 10), its change against
     `reference`'s one-stage figure on the same view (as targets.md measures a gain), and for each (a, b) of `pairs`
-    a's two-stage change against b's with a paired bootstrap's 95% interval over users. runs: {name: RUN_DIR} of
-    one data set; their weights are needed."""
+    a's two-stage change against b's with a paired bootstrap's 95% interval over users, view by view and as the
+    target contrast (`contrast_bootstrap`: "valid, 2 ahead" less "test, 2 ahead"). runs: {name: RUN_DIR} of one data
+    set; their weights are needed."""
     if reference not in runs:
         raise ValueError(f"the reference {reference!r} is not one of the runs {sorted(runs)}")
     data = {load_run(d).get("data") for d in runs.values()}

@@ -37,7 +37,7 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # (docs/results/options.md, "Validation NDCG@10", over each run's SASRec): on Yelp, prompt length 3 was +3.3%, +2.6%
 # and +0.9% where length 1 was +0.8%, +0.4% and -1.2%; on Beauty, prompt weight 3 was +2.2%, +3.0% and +2.5% where
 # weight 1 was +1.8%, +1.7% and +1.5% (test: both +2.0% on average, sessions 35 and 37, docs/results/targets.md;
-# with seed 4, session 42: +2.2% against +2.3%; weight 3 over five seeds +1.8%);
+# over seeds 1-5, session 42: both +1.8%);
 # on Sports, weight 3 was +2.3%, +2.7% and +2.2% where weight 1 was +2.2%, +1.7% and +1.0% (test +3.4% on average;
 # +3.0% over five seeds, session 41);
 # on Toys, placement "all" (prompts between adjacent items) was +2.3%, +3.8% and +3.3% where "last" was +1.8%, +2.0%
