@@ -30,7 +30,7 @@ from .evaluate import ndcg_gains, rank_targets
 from .io import load_run_model
 from .recall import recall_ranks
 from .report import load_run
-from .significance import paired_bootstrap
+from .significance import paired_bootstrap, resampled_means
 from .stages import k10_recall
 from .train import TrainConfig
 
@@ -77,12 +77,8 @@ def contrast_bootstrap(base_x: np.ndarray, run_x: np.ndarray, base_y: np.ndarray
     g = [ndcg_gains(r, k) for r in (base_x, run_x, base_y, run_y)]
     if len({x.shape for x in g}) != 1:
         raise ValueError(f"the same users' ranks, not shapes {[x.shape for x in g]}")
-    rng, diffs = np.random.default_rng(seed), []
-    for s in range(0, n_boot, chunk):
-        idx = rng.integers(0, len(g[0]), size=(min(chunk, n_boot - s), len(g[0])))
-        m = [x[idx].mean(1) for x in g]
-        diffs.append(m[1] / np.maximum(m[0], 1e-12) - m[3] / np.maximum(m[2], 1e-12))
-    d = np.concatenate(diffs)
+    m = resampled_means(g, n_boot, seed, chunk)
+    d = m[:, 1] / np.maximum(m[:, 0], 1e-12) - m[:, 3] / np.maximum(m[:, 2], 1e-12)
     lo, hi = np.percentile(d, [2.5, 97.5])
     return {"diff": float(g[1].mean() / g[0].mean() - g[3].mean() / g[2].mean()), "ci95": [float(lo), float(hi)],
             "p_le_0": float(np.mean(d <= 0))}
@@ -116,25 +112,24 @@ def horizons_table(runs: dict[str, str], reference: str, pairs: Sequence[tuple[s
     md.append(f"\nIn brackets: the change against {reference}'s one-stage NDCG@10 on the same view.")
     boots: dict = {}
     if pairs:
-        md += ["", f"Two-stage NDCG@10 change of one run against another, view by view, with a paired bootstrap's "
-                   f"95% interval over the {len(split.users)} users ({n_boot} resamples):", "",
-               "| runs | " + " | ".join(VIEWS) + " |", "|---|" + "---|" * len(VIEWS)]
+        per_view = ["", f"Two-stage NDCG@10 change of one run against another, view by view, with a paired "
+                        f"bootstrap's 95% interval over the {len(split.users)} users ({n_boot} resamples):", "",
+                    "| runs | " + " | ".join(VIEWS) + " |", "|---|" + "---|" * len(VIEWS)]
+        contrast = ["", "The same change on the s[-2] target less on the s[-1] target, both two steps ahead (\"valid, "
+                        "2 ahead\" less \"test, 2 ahead\"; > 0: a lead that is about the target validation sees), in "
+                        "points, with its paired bootstrap interval:", "",
+                    "| runs | difference | 95% interval | P(<= 0) |", "|---|---|---|---|"]
         for a, b in pairs:
-            row = boots[f"{a} vs {b}"] = {v: paired_bootstrap(ranks[b]["two-stage"][v], ranks[a]["two-stage"][v],
-                                                              10, n_boot) for v in VIEWS}
-            md.append(f"| {a} vs {b} | " + " | ".join(
+            two_a, two_b = ranks[a]["two-stage"], ranks[b]["two-stage"]
+            row = boots[f"{a} vs {b}"] = {v: paired_bootstrap(two_b[v], two_a[v], 10, n_boot) for v in VIEWS}
+            per_view.append(f"| {a} vs {b} | " + " | ".join(
                 f"{100 * r['rel']:+.1f}% ({100 * r['ci95'][0]:+.1f}..{100 * r['ci95'][1]:+.1f})"
                 for r in row.values()) + " |")
-        md += ["", "The same change on the s[-2] target less on the s[-1] target, both two steps ahead (\"valid, 2 "
-                   "ahead\" less \"test, 2 ahead\"; > 0: a lead that is about the target validation sees), in points, "
-                   "with its paired bootstrap interval:", "", "| runs | difference | 95% interval | P(<= 0) |",
-               "|---|---|---|---|"]
-        for a, b in pairs:
-            c = boots[f"{a} vs {b}"]["target contrast"] = contrast_bootstrap(
-                *(ranks[n]["two-stage"][v] for v in ("valid, 2 ahead", "test, 2 ahead") for n in (b, a)),
-                n_boot=n_boot)
-            md.append(f"| {a} vs {b} | {100 * c['diff']:+.1f} | {100 * c['ci95'][0]:+.1f}..{100 * c['ci95'][1]:+.1f}"
-                      f" | {c['p_le_0']:.3f} |")
+            x, y = "valid, 2 ahead", "test, 2 ahead"
+            c = row["target contrast"] = contrast_bootstrap(two_b[x], two_a[x], two_b[y], two_a[y], n_boot=n_boot)
+            contrast.append(f"| {a} vs {b} | {100 * c['diff']:+.1f} | {100 * c['ci95'][0]:+.1f}.."
+                            f"{100 * c['ci95'][1]:+.1f} | {c['p_le_0']:.3f} |")
+        md += per_view + contrast
     return "\n".join(md) + "\n", {"data": ds, "runs": runs, "reference": reference, "ndcg@10": ndcg, "pairs": boots}
 
 

@@ -22,6 +22,16 @@ from .stages import k10_recall
 from .train import TrainConfig
 
 
+def resampled_means(values: Sequence[np.ndarray], n_boot: int, seed: int = 0, chunk: int = 100) -> np.ndarray:
+    """(n_boot, len(values)): the mean of each (U,) array of the same users over one resample of the users (with
+    replacement), the same resample for every array, resample by resample."""
+    n, rng, out = len(values[0]), np.random.default_rng(seed), []
+    for s in range(0, n_boot, chunk):  # (chunk, U) indices at a time: 2000 x 22k at once would be 360 MB
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - s), n))
+        out.append(np.stack([v[idx].mean(1) for v in values], 1))
+    return np.concatenate(out)
+
+
 def paired_bootstrap(base_ranks: np.ndarray, ranks: np.ndarray, k: int = 10, n_boot: int = 2000, seed: int = 0,
                      target: float = 0.03, chunk: int = 100) -> dict:
     """Relative change of mean NDCG@k from `base_ranks` to `ranks` ((U,) 0-based ranks of the same users, inf: a
@@ -31,12 +41,8 @@ def paired_bootstrap(base_ranks: np.ndarray, ranks: np.ndarray, k: int = 10, n_b
         raise ValueError(f"paired ranks of the same users, not shapes {a.shape} and {b.shape}")
     if not a.sum() > 0:
         raise ValueError(f"the baseline hits no target within {k}: no relative change")
-    rng = np.random.default_rng(seed)
-    rel = []
-    for s in range(0, n_boot, chunk):  # (chunk, U) indices at a time: 2000 x 22k at once would be 360 MB
-        idx = rng.integers(0, len(a), size=(min(chunk, n_boot - s), len(a)))
-        rel.append(b[idx].mean(1) / np.maximum(a[idx].mean(1), 1e-12) - 1.0)
-    r = np.concatenate(rel)
+    m = resampled_means([a, b], n_boot, seed, chunk)
+    r = m[:, 1] / np.maximum(m[:, 0], 1e-12) - 1.0
     lo, hi = np.percentile(r, [2.5, 97.5])
     return {"k": k, "users": len(a), "base": float(a.mean()), "run_ndcg": float(b.mean()),
             "rel": float(b.mean() / a.mean() - 1.0), "ci95": [float(lo), float(hi)], "n_boot": n_boot,
