@@ -36,9 +36,8 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # NOTE: prompt options that validation picks over the defaults on a named data set, on each of three seeds
 # (docs/results/options.md, "Validation NDCG@10", over each run's SASRec): on Yelp, prompt length 3 was +3.3%, +2.6%
 # and +0.9% where length 1 was +0.8%, +0.4% and -1.2% (test over seeds 1-5, session 43: +4.1%, 4 of 5 pairs at
-# +3%); on Beauty, prompt weight 3 was +2.2%, +3.0% and +2.5% where
-# weight 1 was +1.8%, +1.7% and +1.5% (test: both +2.0% on average, sessions 35 and 37, docs/results/targets.md;
-# over seeds 1-5, session 42: both +1.8%);
+# +3%); on Beauty, prompt weight 3 was +2.2%, +3.0% and +2.5% where weight 1 was +1.8%, +1.7% and +1.5% (test: both
+# +2.0% on average, sessions 35 and 37, docs/results/targets.md; over seeds 1-5, session 42: both +1.8%);
 # on Sports, weight 3 was +2.3%, +2.7% and +2.2% where weight 1 was +2.2%, +1.7% and +1.0% (test +3.4% on average;
 # +3.0% over five seeds, session 41);
 # on Toys, placement "all" (prompts between adjacent items) was +2.3%, +3.8% and +3.3% where "last" was +1.8%, +2.0%
