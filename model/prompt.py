@@ -41,6 +41,11 @@ class PromptConfig:
     # loss is the weighted mean over positions (ce only). NOTE: with placement "last" those positions all predict
     # each user's last training target, so w > 1 also weights the most recent item more
     weight: float = 1.0
+    # placement "all" only: which items a prompt after position t may not repeat. row: every item of the window, the
+    # ones after t too (the behaviour of every "all" run up to session 43): a prompt before the last position then
+    # never holds the real next item, as stage 2 of the recall never re-retrieves what it appended. prefix: the items
+    # up to t only, what generating from that prefix alone ("last" on the prefix) would give
+    seen: str = "row"
 
     @classmethod
     def from_extra(cls, extra: dict) -> PromptConfig:
@@ -50,6 +55,8 @@ class PromptConfig:
             raise ValueError(f"prompt_length must be 0..5, not {cfg.length}")
         if cfg.placement not in ("last", "replace", "all") or cfg.generation not in ("greedy", "topk"):
             raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
+        if cfg.seen not in ("row", "prefix"):
+            raise ValueError(f"prompt_seen must be row or prefix, not {cfg.seen!r}")
         if cfg.regenerate not in ("step", "epoch"):
             raise ValueError(f"prompt_regenerate must be step or epoch, not {cfg.regenerate!r}")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
@@ -106,16 +113,23 @@ def generate_last(model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: 
 
 
 @torch.no_grad()
-def generate_everywhere(model: GPTRec, inputs: Tensor, users: Tensor, k: int) -> Tensor:
-    """(B, T, k): after each position t, the top-k items predicted from the prefix up to t (one pass)."""
+def generate_everywhere(model: GPTRec, inputs: Tensor, users: Tensor, k: int, seen: str = "row") -> Tensor:
+    """(B, T, k): after each position t, the top-k items predicted from the prefix up to t (one pass).
+    seen: "row" keeps every item of the row out of every position's top-k, "prefix" only the items up to t."""
     was = model.training
     model.eval()
     h = model(inputs, users)  # (B, T, d)
     s = h @ model.item_embeddings().T  # (B, T, V + 1)
     s[..., 0] = -torch.inf
-    # NOTE: masking each prefix's own items exactly would need a (B, T, V) mask; masking the row's
-    # items is the same for the last position and a close superset elsewhere.
-    s.scatter_(2, inputs[:, None, :].expand(-1, s.shape[1], -1), -torch.inf)
+    B, T = inputs.shape
+    if seen == "row":
+        # NOTE: a superset of each prefix's items: it also hides the items after t, the real next one included
+        s.scatter_(2, inputs[:, None, :].expand(-1, T, -1), -torch.inf)
+    else:
+        pos = torch.arange(T, device=inputs.device)  # (T,)
+        first = torch.full((B, s.shape[2]), T, dtype=torch.long, device=inputs.device)
+        first.scatter_reduce_(1, inputs, pos.expand(B, -1), reduce="amin")  # (B, V + 1): where each item first comes
+        s.masked_fill_(first[:, None, :] <= pos[None, :, None], -torch.inf)  # (B, T, V + 1): seen by position t
     out = s.topk(k, dim=2).indices
     model.train(was)
     return out.masked_fill((inputs == 0)[..., None], 0)
@@ -135,7 +149,7 @@ def generate_prompts(model: GPTRec, inputs: Tensor, users: Tensor, cfg: PromptCo
     if cfg.placement == "replace":
         prefix = torch.cat([torch.zeros_like(inputs[:, -k:]), inputs[:, :-k]], 1)  # (B, T): all but the last k
         return generate_last(model, prefix, users, k, greedy=cfg.generation == "greedy")
-    return generate_everywhere(model, inputs, users, k)
+    return generate_everywhere(model, inputs, users, k, cfg.seen)
 
 
 class PromptCache:

@@ -143,3 +143,31 @@ def test_hard_negatives_push_down_the_shown_items_where_they_were_generated(plac
         assert torch.allclose(got, plain + 0.5 * F.binary_cross_entropy_with_logits(s, torch.zeros_like(s)), atol=1e-6)
     if placement == "last":  # the position's target is the real next item: the last target
         assert torch.equal(y[:, at], BATCH[:, -1])
+
+
+def test_placement_all_prefix_generates_at_each_position_what_that_prefix_alone_generates():
+    from model.prompt import generate_everywhere
+
+    m = _model()
+    inputs = torch.tensor([[0, 0, 3, 5, 3, 6, 7], [0, 0, 0, 0, 0, 11, 12]])  # row 0 repeats item 3
+    # make row 0's later item 7 the top score after its first item, so that the two masks must differ there
+    table = m.item_embeddings().detach().clone()
+    table[7] = 100 * m(inputs, USERS)[0, 2].detach()
+    m.item_embeddings = lambda: table  # scoring only: the forward pass reads item_emb
+    exact = generate_everywhere(m, inputs, USERS, 3, seen="prefix")  # (B, T, 3)
+    row = generate_everywhere(m, inputs, USERS, 3, seen="row")
+    T = inputs.shape[1]
+    for b in range(2):
+        for t in range(T):
+            if inputs[b, t] == 0:
+                assert exact[b, t].eq(0).all() and row[b, t].eq(0).all()
+                continue
+            prefix = torch.cat([torch.zeros(1, T - 1 - t, dtype=torch.long), inputs[b:b + 1, :t + 1]], 1)
+            want = generate_last(m, prefix, USERS[b:b + 1], 3, greedy=False)[0]
+            assert torch.equal(exact[b, t], want)
+            # "row" keeps every item of the row out, the later ones too; at the last position the two agree
+            assert not set(row[b, t].tolist()) & set(inputs[b].tolist())
+        assert torch.equal(exact[b, -1], row[b, -1])
+    assert exact[0, 2, 0] == 7 and 7 not in row[0, 2].tolist()
+    with pytest.raises(ValueError, match="prompt_seen"):
+        PromptConfig.from_extra({"prompt_seen": "future"})
