@@ -77,6 +77,8 @@ def contrast_bootstrap(base_x: np.ndarray, run_x: np.ndarray, base_y: np.ndarray
     g = [ndcg_gains(r, k) for r in (base_x, run_x, base_y, run_y)]
     if len({x.shape for x in g}) != 1:
         raise ValueError(f"the same users' ranks, not shapes {[x.shape for x in g]}")
+    if not (g[0].any() and g[2].any()):
+        raise ValueError(f"a base view hits no target within {k}: no relative change")
     m = resampled_means(g, n_boot, seed, chunk)
     d = m[:, 1] / np.maximum(m[:, 0], 1e-12) - m[:, 3] / np.maximum(m[:, 2], 1e-12)
     lo, hi = np.percentile(d, [2.5, 97.5])

@@ -37,6 +37,8 @@ def test_target_contrast_on_hand_made_ranks():
     assert contrast_bootstrap(base, base, base, better, n_boot=50)["diff"] == pytest.approx(1 - np.log2(3))
     with pytest.raises(ValueError, match="same users"):
         contrast_bootstrap(base, better, base[:5], better[:5])
+    with pytest.raises(ValueError, match="hits no target"):  # a base with every target past 10: no ratio
+        contrast_bootstrap(base, better, np.full(300, 20.0), better)
 
 
 def test_table_from_run_folders_reproduces_their_metrics(tmp_path):
