@@ -222,7 +222,7 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
         apply_data_defaults(weighted)
         assert weighted.extra == {"prompt_weight": 3}
     toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
-    assert apply_data_defaults(toys) == {"prompt_placement": "all"}
+    assert apply_data_defaults(toys) == {"prompt_placement": "all", "prompt_seen": "prefix"}
     # NOTE: PromptConfig.from_extra skips keys that are not its fields: a misspelt default would do nothing unseen
     assert {key for defaults in DATA_PROMPT_DEFAULTS.values() for key in defaults} <= EXTRA_KEYS
     for name, defaults in DATA_PROMPT_DEFAULTS.items():
