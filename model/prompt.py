@@ -57,6 +57,10 @@ class PromptConfig:
             raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
         if cfg.seen not in ("row", "prefix"):
             raise ValueError(f"prompt_seen must be row or prefix, not {cfg.seen!r}")
+        # NOTE: so that Toys' default (placement all, seen prefix) leaves a run of `--set prompt_placement=last` without
+        # a prompt_seen it never reads, which the options report would take for an option of its own
+        if cfg.seen != "row" and cfg.placement != "all":
+            raise ValueError(f"prompt_seen={cfg.seen} acts with prompt_placement=all only, not {cfg.placement}")
         if cfg.regenerate not in ("step", "epoch"):
             raise ValueError(f"prompt_regenerate must be step or epoch, not {cfg.regenerate!r}")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):

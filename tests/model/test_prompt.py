@@ -171,3 +171,5 @@ def test_placement_all_prefix_generates_at_each_position_what_that_prefix_alone_
     assert exact[0, 2, 0] == 7 and 7 not in row[0, 2].tolist()
     with pytest.raises(ValueError, match="prompt_seen"):
         PromptConfig.from_extra({"prompt_seen": "future"})
+    with pytest.raises(ValueError, match="prompt_placement=all only"):
+        PromptConfig.from_extra({"prompt_seen": "prefix", "prompt_placement": "last"})

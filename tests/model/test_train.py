@@ -223,12 +223,14 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
         assert weighted.extra == {"prompt_weight": 3}
     toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
     assert apply_data_defaults(toys) == {"prompt_placement": "all", "prompt_seen": "prefix"}
+    last = TrainConfig(data="toys", model="recgpt", stages="prompt", extra={"prompt_placement": "last"})
+    assert apply_data_defaults(last) == {}  # prompt_seen acts with placement all only: left out, not an error
     # NOTE: PromptConfig.from_extra skips keys that are not its fields: a misspelt default would do nothing unseen
     assert {key for defaults in DATA_PROMPT_DEFAULTS.values() for key in defaults} <= EXTRA_KEYS
     for name, defaults in DATA_PROMPT_DEFAULTS.items():
         for key, val in defaults.items():
             field = key.removeprefix("prompt_")
-            assert getattr(PromptConfig.from_extra({key: val}), field) == val != getattr(PromptConfig(), field), name
+            assert getattr(PromptConfig.from_extra(defaults), field) == val != getattr(PromptConfig(), field), name
     bce = TrainConfig(data="beauty", model="recgpt", stages="prompt", extra={"prompt_loss": "bce"})
     apply_data_defaults(bce)
     assert bce.extra == {"prompt_loss": "bce"}  # the weight is for full CE only: left out, not an error
