@@ -50,7 +50,8 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # ties the row mask on validation over seeds 2-5 from the same SASRec (+0.1 points on average: +0.1, +0.4, 0.0,
 # -0.1) and is above it on test on all four (+1.1, +1.0, +1.6, +1.0 points; session 44): validation does not choose
 # here, so the default is the exact mask: each prompt is what that prefix alone generates, no later item hidden.
-# Seed 1, trained after the choice (session 45): validation +0.2, test +0.4 points over the row mask.
+# Seed 1, trained after the choice beside a row-mask re-run from the same SASRec (session 45): level on both
+# (validation +0.1, test -0.0 points).
 # `recgpt train` fills them in where `--set` leaves the key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
     "beauty": {"prompt_weight": 3}, "sports": {"prompt_weight": 3},
