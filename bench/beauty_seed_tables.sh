@@ -3,7 +3,7 @@
 # session-14 control from the souped pre-training (beauty_souped_control_s14.md), session 15's pair (beauty_s15.md) and
 # session 16's prompt-stage options (beauty_prompt_options_s16.md, beauty_prompt_weight_s16.md), session 17's converged
 # options (beauty_prompt_options_converged.md and .png) and the check's pair on three seeds (beauty_check_pair_3seeds_s17.md)
-# from the committed run folders; run from the repository root. Trained by the commands in docs/results/README.md.
+# from the committed run folders; run from the repository root. Trained by the commands in docs/results/history.md.
 set -e
 R=docs/results/runs
 S="$R/beauty-s11-check4-sasrec,$R/beauty-s12-sasrec-ce-s2,$R/beauty-s12-sasrec-ce-s3"

@@ -8,7 +8,7 @@ result is the soup, chosen on validation only: never worse there than the best s
 
 NOTE: why: prompt-tuning's validation curve is flat within +-0.0005 NDCG@10 for 10 epochs, so picking one
 epoch on it is noisy; on Beauty the test NDCG@10 of the best single epoch moved by 0.0015 between runs
-that differ only in dropout masks (docs/results/README.md, session 6). Averaging epochs of one
+that differ only in dropout masks (docs/results/history.md, session 6). Averaging epochs of one
 fine-tuning trajectory is what model soups and SWA do against that noise.
 """
 

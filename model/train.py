@@ -4,8 +4,9 @@ Run folder: config.json (resolved), model.json, idmap.json, popularity.json, met
 epoch, tagged with its stage), per stage STAGE.last.safetensors (model + Adam + RNG, for --resume),
 STAGE.best.safetensors and STAGE.done, with a soup (model/soup.py: prompt-tuning's default) the kept epochs
 STAGE.epochE.safetensors while it runs and STAGE.soup.safetensors / STAGE.soup.json after, then best.safetensors
-(the last stage's soup or best epoch), curves.png and metrics.json. Stages (model/stages.py): "pretrain" (every
-model) and "prompt" (recgpt's prompt-tuning, model/prompt.py).
+(the last stage's soup or best epoch), curves.png and metrics.json (its block "env": what ran it,
+model/runenv.py). Stages (model/stages.py): "pretrain" (every model) and "prompt" (recgpt's prompt-tuning,
+model/prompt.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .evaluate import evaluate
 from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .plots import plot_curves
+from .runenv import run_environment
 from .soup import greedy_soup, keep_epoch, mix_with_start
 from .stages import (
     DEFAULT_PRETRAIN_SOUP,
@@ -269,6 +271,7 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
         model=cfg.model, data=cfg.data, loss=cfg.loss, seed=cfg.seed, stages=cfg.stages if history else "",
         epochs=len(history), wall_s=round(time.time() - t0 + wall_before, 1),
         best_epoch={r["stage"]: r["epoch"] for r in history if r.get("best")},
+        env=run_environment(device),
     )
     _write_json(out / "metrics.json", result)
     if history:
