@@ -1,10 +1,11 @@
 """What a run ran on, written into its metrics.json as the block "env".
 
-NOTE: two runs of one command on this project's 2-core machines have repeated each other to the digit, except
-once: session 46's Sports SASRec (seed 4) differed from session 41's and session 51's in the fifth decimal of
-its first epoch's loss and stopped at 54 epochs instead of 29 (docs/results/history.md, sessions 46 and 51).
-Same code, same command, one thread; what the machine was is not on record. Floating-point sums differ between
-CPU kernels (AVX2 against AVX512), between thread counts and between torch builds, so a run records them.
+NOTE: re-runs of one command on this project's 2-core machines have mostly repeated each other's training curves to
+the printed digit (test figures at most ~2e-7 apart, e.g. between one and two threads), but session 46's Sports
+SASRec (seed 4) differed from sessions 41 and 51's in the fifth decimal of its first epoch's loss and stopped at
+54 epochs instead of 29 (docs/results/history.md, sessions 46 and 51): same code, same command, one thread, and
+what the machine was is not on record. Floating-point sums differ between CPU kernels (AVX2 against AVX512),
+thread counts and torch builds, so a run records them.
 """
 
 from __future__ import annotations
