@@ -11,7 +11,7 @@ from model.train import TrainConfig, run
 
 def test_a_run_records_what_trained_it(tmp_path):
     cfg = TrainConfig(data="synthetic", model="sasrec", loss="ce", epochs=1, patience=1, d_model=16,
-                      batch_size=64, threads=1, out=str(tmp_path), extra={"pretrain_soup": 0})
+                      batch_size=64, threads=1, device="cpu", out=str(tmp_path), extra={"pretrain_soup": 0})
     env = run(cfg, log=lambda *_: None)["env"]
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["gpu"] is None
     assert env["torch_threads"] == 1 and env["deterministic"] is True  # as the run trained, not as it left
