@@ -65,10 +65,19 @@ def sampled_softmax_loss(h: Tensor, targets: Tensor, table: Tensor, negatives: T
     return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
 
-def ce_loss(h: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None = None) -> Tensor:
+def ce_loss(h: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None = None,
+            exclude: Tensor | None = None) -> Tensor:
     """Full-softmax cross-entropy over all items (negative log-likelihood of the real next item); with
-    weights (P,), their weighted mean over positions."""
-    logits = h @ table[1:].T  # (P, n_items): padding row 0 left out, so class c is item c + 1
+    weights (P,), their weighted mean over positions. exclude (P, E): item ids (0: none) left out of each
+    position's softmax; a position whose target is one of them has no loss."""
+    if exclude is None:
+        logits = h @ table[1:].T  # (P, n_items): padding row 0 left out, so class c is item c + 1
+    else:
+        keep = ~(exclude == targets[:, None]).any(1)  # (P,)
+        h, targets, exclude = h[keep], targets[keep], exclude[keep]
+        weights = None if weights is None else weights[keep]
+        # NOTE: scattered over all V + 1 columns so that exclude's padding 0 lands on the padding column, then cut
+        logits = (h @ table.T).scatter(1, exclude, -torch.inf)[:, 1:]  # (P', n_items)
     if weights is None:
         return F.cross_entropy(logits, targets - 1)
     return (F.cross_entropy(logits, targets - 1, reduction="none") * weights).sum() / weights.sum()

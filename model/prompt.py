@@ -46,6 +46,11 @@ class PromptConfig:
     # never holds the real next item, as stage 2 of the recall never re-retrieves what it appended. prefix: the items
     # up to t only, what generating from that prefix alone ("last" on the prefix) would give
     seen: str = "row"
+    # what the softmax of a prompt position (segment 1) leaves out, as stage 2 of the recall does when it retrieves
+    # after the items it appended: none | shown: the items of that prompt | seen: those and the real items before
+    # it. A prompt position whose real next item is one of them (the prompt already held it) has no loss: stage 2
+    # could never return it there. ce only, placement last or all
+    exclude: str = "none"
 
     @classmethod
     def from_extra(cls, extra: dict) -> PromptConfig:
@@ -63,6 +68,11 @@ class PromptConfig:
             raise ValueError(f"prompt_seen={cfg.seen} acts with prompt_placement=all only, not {cfg.placement}")
         if cfg.regenerate not in ("step", "epoch"):
             raise ValueError(f"prompt_regenerate must be step or epoch, not {cfg.regenerate!r}")
+        if cfg.exclude not in ("none", "shown", "seen"):
+            raise ValueError(f"prompt_exclude must be none, shown or seen, not {cfg.exclude!r}")
+        if cfg.exclude != "none" and (cfg.loss != "ce" or cfg.placement == "replace"):
+            raise ValueError(f"prompt_exclude={cfg.exclude} acts with prompt_loss=ce and placement last or all only, "
+                             f"not {cfg.loss}/{cfg.placement}")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
             raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
                              f"not {cfg.weight!r}")
@@ -218,6 +228,21 @@ def expand_with_prompts(
     return x, seg, y, gen_for_neg
 
 
+def excluded_items(x: Tensor, seg: Tensor, how: str) -> Tensor:
+    """(B, W, W) item ids (0: none) each position of expanded inputs x (B, W) leaves out of its softmax: nothing at
+    a real position (segment 0); at a prompt position, the items of its prompt (the run of segment-1 items it is
+    part of) and, with how="seen", the real items before it as well."""
+    real = seg == 0  # (B, W)
+    group = real.long().cumsum(1)  # (B, W): a prompt shares its group with the real item before it
+    W = x.shape[1]
+    same = (group[:, :, None] == group[:, None, :]) & ~real[:, None, :]  # (B, W, W): [b, i, j] j in i's prompt
+    if how == "seen":
+        before = torch.ones(W, W, dtype=torch.bool, device=x.device).tril()  # (W, W): j <= i
+        same = same | (real[:, None, :] & before)
+    same = same & ~real[:, :, None]  # real positions leave nothing out
+    return torch.where(same, x[:, None, :], 0)
+
+
 def prompt_loss(
     model: GPTRec, batch: Tensor, users: Tensor, cfg: PromptConfig, sampler: NegativeSampler, n_neg: int,
     cache: PromptCache | None = None,
@@ -230,7 +255,8 @@ def prompt_loss(
     table = model.item_embeddings()
     if cfg.loss == "ce":
         w = None if cfg.weight == 1 else torch.where(seg[sel] == 1, cfg.weight, 1.0)  # (P,)
-        loss = ce_loss(hs, ts, table, weights=w)
+        ex = None if cfg.exclude == "none" else excluded_items(x, seg, cfg.exclude)[sel]  # (P, W)
+        loss = ce_loss(hs, ts, table, weights=w, exclude=ex)
     elif cfg.loss == "bce":
         row = torch.arange(len(x), device=x.device)[:, None].expand_as(y)[sel]
         loss = bce_loss(hs, ts, table, sampler.draw_excluding((len(ts), max(1, n_neg)), batch[row]))

@@ -173,3 +173,58 @@ def test_placement_all_prefix_generates_at_each_position_what_that_prefix_alone_
         PromptConfig.from_extra({"prompt_seen": "future"})
     with pytest.raises(ValueError, match="prompt_placement=all only"):
         PromptConfig.from_extra({"prompt_seen": "prefix", "prompt_placement": "last"})
+
+
+def test_excluded_items_are_each_prompt_and_with_seen_the_real_items_before_it():
+    from model.prompt import excluded_items
+
+    # row 0: placement "last", a prompt of 2 (20, 21) after 5, 6; row 1: placement "all", a prompt of 1 after each item
+    x = torch.tensor([[0, 0, 5, 6, 20, 21], [5, 20, 6, 21, 7, 22]])
+    seg = torch.tensor([[0, 0, 0, 0, 1, 1], [0, 1, 0, 1, 0, 1]])
+    want = {"shown": [[set(), set(), set(), set(), {20, 21}, {20, 21}], [set(), {20}, set(), {21}, set(), {22}]],
+            "seen": [[set(), set(), set(), set(), {5, 6, 20, 21}, {5, 6, 20, 21}],
+                     [set(), {5, 20}, set(), {5, 6, 21}, set(), {5, 6, 7, 22}]]}
+    for how, rows in want.items():
+        ex = excluded_items(x, seg, how)  # (2, 6, 6)
+        got = [[set(ex[b, i].tolist()) - {0} for i in range(6)] for b in range(2)]
+        assert got == rows, how
+
+
+@pytest.mark.parametrize("how", ["shown", "seen"])
+def test_prompt_exclude_leaves_the_shown_items_out_of_the_prompt_positions_softmax(monkeypatch, how):
+    import torch.nn.functional as F
+
+    import model.prompt as prompt
+    from model.losses import NegativeSampler
+
+    m = _model()
+    # row 0's prompt holds its real next item (9): its prompt positions have no loss; row 1's (3, 4) does not
+    gen = torch.tensor([[9, 3], [3, 4]])
+    monkeypatch.setattr(prompt, "generate_prompts", lambda *a: gen)
+    cfg = PromptConfig(length=2, exclude=how, weight=3.0)
+    x, seg, y, _ = expand_with_prompts(m, BATCH, USERS, cfg, 100)
+    with torch.no_grad():
+        logits = m(x, USERS, seg) @ m.item_embeddings()[1:].T  # (B, W, n_items)
+        terms, weights = [], []
+        for b in range(2):
+            for i in range(x.shape[1]):
+                if y[b, i] == 0:
+                    continue
+                if seg[b, i] == 1:
+                    if b == 0:
+                        continue  # the prompt already showed the target
+                    out = {3, 4} | ({11} if how == "seen" else set())
+                    row = logits[b, i].clone()
+                    row[[o - 1 for o in out]] = -torch.inf
+                else:
+                    row = logits[b, i]
+                terms.append(F.cross_entropy(row[None], y[b, i][None] - 1))
+                weights.append(3.0 if seg[b, i] == 1 else 1.0)
+        want = (torch.stack(terms) * torch.tensor(weights)).sum() / sum(weights)
+        got = prompt.prompt_loss(m, BATCH, USERS, cfg, NegativeSampler(30), 1)
+        plain = prompt.prompt_loss(m, BATCH, USERS, PromptConfig(length=2, weight=3.0), NegativeSampler(30), 1)
+    assert len(terms) == 9 and torch.allclose(got, want, atol=1e-6) and not torch.allclose(got, plain)
+    for bad in ({"prompt_exclude": "all"}, {"prompt_exclude": "shown", "prompt_loss": "bce"},
+                {"prompt_exclude": "seen", "prompt_placement": "replace"}):
+        with pytest.raises(ValueError, match="prompt_exclude"):
+            PromptConfig.from_extra(bad)
