@@ -228,3 +228,21 @@ def test_prompt_exclude_leaves_the_shown_items_out_of_the_prompt_positions_softm
                 {"prompt_exclude": "seen", "prompt_placement": "replace"}):
         with pytest.raises(ValueError, match="prompt_exclude"):
             PromptConfig.from_extra(bad)
+
+
+def test_prompt_hits_counts_the_windows_whose_prompt_holds_their_last_item(monkeypatch):
+    import bench.prompt_hits as hits
+
+    windows = torch.tensor([[0, 1, 5], [2, 3, 7], [0, 4, 9]])
+    # what the model "generates" after each row's inputs: row 0 names its target, row 1 does not, row 2 in second place
+    prompts = {(0, 1): [5, 8], (2, 3): [1, 6], (0, 4): [3, 9]}
+    seen = []
+
+    def fake(model, inputs, users, k, greedy):
+        seen.append((len(inputs), k, greedy))
+        return torch.tensor([prompts[tuple(r.tolist())][:k] for r in inputs])
+
+    monkeypatch.setattr(hits, "generate_last", fake)
+    assert hits.hit_share(None, windows, torch.tensor([1, 2, 3]), k=2, batch=2) == pytest.approx(2 / 3)
+    assert hits.hit_share(None, windows, torch.tensor([1, 2, 3]), k=1, batch=2) == pytest.approx(1 / 3)
+    assert seen[:2] == [(2, 2, True), (1, 2, True)]  # in batches, greedy
