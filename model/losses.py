@@ -69,7 +69,8 @@ def ce_loss(h: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None = 
             exclude: Tensor | None = None) -> Tensor:
     """Full-softmax cross-entropy over all items (negative log-likelihood of the real next item); with
     weights (P,), their weighted mean over positions. exclude (P, E): item ids (0: none) left out of each
-    position's softmax; a position whose target is one of them has no loss."""
+    position's softmax; a position whose target is one of them has no loss. NOTE: the mean is over what is left,
+    so a caller must leave some position (prompt_loss does: its real positions exclude nothing)."""
     if exclude is None:
         logits = h @ table[1:].T  # (P, n_items): padding row 0 left out, so class c is item c + 1
     else:
