@@ -43,14 +43,17 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     print(f"| run | train windows whose prompt (k={args.k}) holds the target | validation |")
     print("|---|---|---|")
+    windows: dict[tuple[str, int], tuple] = {}  # (data, max_len) -> training and validation windows, made once
     for run in args.runs:
-        cfg = json.loads((run / "config.json").read_text())
-        split = leave_one_out(load_dataset(cfg["data"]))
+        data = json.loads((run / "config.json").read_text())["data"]
         model = load_run_model(run).eval()
         max_len = model.cfg.max_len
-        train_w, train_u = training_windows(split.train, max_len)
-        valid = [np.append(h[-max_len:], t) for h, t in zip(split.valid_hist, split.valid_target, strict=True)]
-        valid_w, valid_u = training_windows(valid, max_len)  # user ids: position + 1, as the training windows'
+        if (data, max_len) not in windows:
+            split = leave_one_out(load_dataset(data))
+            valid = [np.append(h[-max_len:], t) for h, t in zip(split.valid_hist, split.valid_target, strict=True)]
+            # user ids: position + 1 in both, as training_windows gives them
+            windows[data, max_len] = (*training_windows(split.train, max_len), *training_windows(valid, max_len))
+        train_w, train_u, valid_w, valid_u = windows[data, max_len]
         tr = hit_share(model, train_w, train_u, args.k)
         va = hit_share(model, valid_w, valid_u, args.k)
         print(f"| {run.name} | {tr:.4f} ({len(train_w)}) | {va:.4f} ({len(valid_w)}) |", flush=True)
