@@ -51,6 +51,11 @@ class PromptConfig:
     # it. A prompt position whose real next item is one of them (the prompt already held it) has no loss: stage 2
     # could never return it there. ce only, placement last or all
     exclude: str = "none"
+    # whether a generated prompt may hold the real next item its positions are trained to predict: allow | avoid.
+    # avoid: the generation leaves that item out (the training target is known), so every prompt is a wrong guess,
+    # which is what the items stage 2 of the recall appended are whenever the target is still to be found after
+    # them. Placement last, or all with seen=prefix ("row" already hides it)
+    target: str = "allow"
 
     @classmethod
     def from_extra(cls, extra: dict) -> PromptConfig:
@@ -73,6 +78,11 @@ class PromptConfig:
         if cfg.exclude != "none" and (cfg.loss != "ce" or cfg.placement == "replace"):
             raise ValueError(f"prompt_exclude={cfg.exclude} acts with prompt_loss=ce and placement last or all only, "
                              f"not {cfg.loss}/{cfg.placement}")
+        if cfg.target not in ("allow", "avoid"):
+            raise ValueError(f"prompt_target must be allow or avoid, not {cfg.target!r}")
+        if cfg.target == "avoid" and not (cfg.placement == "last" or (cfg.placement, cfg.seen) == ("all", "prefix")):
+            raise ValueError("prompt_target=avoid acts with placement last, or all with prompt_seen=prefix, not "
+                             f"{cfg.placement} (seen {cfg.seen})")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
             raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
                              f"not {cfg.weight!r}")
@@ -104,13 +114,16 @@ def _mask_seen(scores: Tensor, seen: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def generate_last(model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: bool) -> Tensor:
-    """(B, k) items the model generates after each row of inputs (B, T), never repeating the row's items."""
+def generate_last(
+    model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: bool, avoid: Tensor | None = None
+) -> Tensor:
+    """(B, k) items the model generates after each row of inputs (B, T), never repeating the row's items nor
+    the ones in avoid (B, A) (0-padded)."""
     was = model.training
     model.eval()
     table = model.item_embeddings()
     h, cache = model.encode_with_cache(inputs, users)
-    seen = inputs
+    seen = inputs if avoid is None else torch.cat([inputs, avoid], 1)
     if not greedy:
         out = _mask_seen(h @ table.T, seen).topk(k, dim=1).indices
     else:
@@ -127,9 +140,12 @@ def generate_last(model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: 
 
 
 @torch.no_grad()
-def generate_everywhere(model: GPTRec, inputs: Tensor, users: Tensor, k: int, seen: str = "row") -> Tensor:
+def generate_everywhere(
+    model: GPTRec, inputs: Tensor, users: Tensor, k: int, seen: str = "row", avoid: Tensor | None = None
+) -> Tensor:
     """(B, T, k): after each position t, the top-k items predicted from the prefix up to t (one pass).
-    seen: "row" keeps every item of the row out of every position's top-k, "prefix" only the items up to t."""
+    seen: "row" keeps every item of the row out of every position's top-k, "prefix" only the items up to t.
+    avoid (B, T): one more item each position leaves out (0: none)."""
     was = model.training
     model.eval()
     h = model(inputs, users)  # (B, T, d)
@@ -144,6 +160,8 @@ def generate_everywhere(model: GPTRec, inputs: Tensor, users: Tensor, k: int, se
         first = torch.full((B, s.shape[2]), T, dtype=torch.long, device=inputs.device)
         first.scatter_reduce_(1, inputs, pos.expand(B, -1), reduce="amin")  # (B, V + 1): where each item first comes
         s.masked_fill_(first[:, None, :] <= pos[None, :, None], -torch.inf)  # (B, T, V + 1): seen by position t
+    if avoid is not None:
+        s.scatter_(2, avoid[..., None], -torch.inf)
     out = s.topk(k, dim=2).indices
     model.train(was)
     return out.masked_fill((inputs == 0)[..., None], 0)
@@ -155,15 +173,18 @@ def _left_pack(items: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
     return tuple(x.gather(1, order) for x in (items, *others))
 
 
-def generate_prompts(model: GPTRec, inputs: Tensor, users: Tensor, cfg: PromptConfig) -> Tensor:
-    """The prompt items of windows' inputs (B, T): (B, k) for "last" and "replace", (B, T, k) for "all"."""
+def generate_prompts(model: GPTRec, inputs: Tensor, users: Tensor, cfg: PromptConfig, targets: Tensor) -> Tensor:
+    """The prompt items of windows' inputs (B, T) with targets (B, T) (each position's real next item): (B, k) for
+    "last" and "replace", (B, T, k) for "all"."""
     k = cfg.length
+    avoid = cfg.target == "avoid"
     if cfg.placement == "last":
-        return generate_last(model, inputs, users, k, greedy=cfg.generation == "greedy")
+        return generate_last(model, inputs, users, k, greedy=cfg.generation == "greedy",
+                             avoid=targets[:, -1:] if avoid else None)
     if cfg.placement == "replace":
         prefix = torch.cat([torch.zeros_like(inputs[:, -k:]), inputs[:, :-k]], 1)  # (B, T): all but the last k
         return generate_last(model, prefix, users, k, greedy=cfg.generation == "greedy")
-    return generate_everywhere(model, inputs, users, k, cfg.seen)
+    return generate_everywhere(model, inputs, users, k, cfg.seen, avoid=targets if avoid else None)
 
 
 class PromptCache:
@@ -177,8 +198,9 @@ class PromptCache:
         self.gen: Tensor | None = None  # (U', k) or (U', T, k)
 
     def refresh(self, model: GPTRec, windows: Tensor, users: Tensor, batch_size: int = 1024) -> None:
-        inputs = windows[:, :-1]
-        self.gen = torch.cat([generate_prompts(model, inputs[s:s + batch_size], users[s:s + batch_size], self.cfg)
+        inputs, targets = windows[:, :-1], windows[:, 1:]
+        self.gen = torch.cat([generate_prompts(model, inputs[s:s + batch_size], users[s:s + batch_size], self.cfg,
+                                               targets[s:s + batch_size])
                               for s in range(0, len(inputs), batch_size)])
         self.row_of = torch.full((int(users.max()) + 1,), -1, dtype=torch.long, device=users.device)
         self.row_of[users] = torch.arange(len(users), device=users.device)
@@ -200,7 +222,7 @@ def expand_with_prompts(
     if k == 0:  # the control: the same fine-tuning (lr, loss, selection) without any prompt item
         return inputs, torch.zeros_like(inputs), targets, inputs[:, :0]
     if gen is None:
-        gen = generate_prompts(model, inputs, users, cfg)
+        gen = generate_prompts(model, inputs, users, cfg, targets)
     if cfg.placement == "last":  # gen: (B, k)
         last_target = targets[:, -1:]
         x = torch.cat([inputs, gen], 1)

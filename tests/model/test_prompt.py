@@ -76,7 +76,7 @@ def test_regenerate_epoch_generates_once_an_epoch_not_at_every_step(monkeypatch,
 
     calls = []
     real = prompt.generate_prompts
-    monkeypatch.setattr(prompt, "generate_prompts", lambda m, x, u, c: calls.append(len(x)) or real(m, x, u, c))
+    monkeypatch.setattr(prompt, "generate_prompts", lambda m, x, u, c, t: calls.append(len(x)) or real(m, x, u, c, t))
     cfg = TrainConfig(model="recgpt", loss="ce", out=str(tmp_path), stages="pretrain,prompt", epochs=2,
                       patience=5, d_model=16, d_ff=32, batch_size=256, eval_batch=4096,
                       extra={"prompt_regenerate": "epoch"})
@@ -246,3 +246,40 @@ def test_prompt_hits_counts_the_windows_whose_prompt_holds_their_last_item(monke
     assert hits.hit_share(None, windows, torch.tensor([1, 2, 3]), k=2, batch=2) == pytest.approx(2 / 3)
     assert hits.hit_share(None, windows, torch.tensor([1, 2, 3]), k=1, batch=2) == pytest.approx(1 / 3)
     assert seen[:2] == [(2, 2, True), (1, 2, True)]  # in batches, greedy
+
+
+def test_prompt_target_avoid_generates_the_best_item_other_than_the_real_next_one():
+    from model.prompt import PromptCache, generate_everywhere
+
+    m = _model()
+    inputs, targets = BATCH[:, :-1], BATCH[:, 1:]
+    # make each row's real last item (9, 12) the model's top pick after its inputs, so that avoiding it must matter
+    table = m.item_embeddings().detach().clone()
+    h = m(inputs, USERS)[:, -1].detach()  # (B, d)
+    table[9], table[12] = 100 * h[0], 100 * h[1]
+    m.item_embeddings = lambda: table
+    allow = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2), 100)[3]
+    avoid = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2, target="avoid"), 100)[3]
+    assert allow[:, 0].tolist() == [9, 12]  # left alone, the prompt names the target
+    for r, t in enumerate([9, 12]):
+        assert t not in avoid[r].tolist() and not set(avoid[r].tolist()) & set(inputs[r].tolist())
+        scores = (h[r] @ table.T).clone()  # the best item that is neither in the row, nor padding, nor the target
+        scores[[0, t, *inputs[r].tolist()]] = -torch.inf
+        assert avoid[r, 0] == scores.argmax()
+    # placement "all" with the prefix mask: position t leaves out its own real next item, targets[:, t], and only it
+    everywhere = generate_everywhere(m, inputs, USERS, 2, "prefix", avoid=targets)
+    plain = generate_everywhere(m, inputs, USERS, 2, "prefix")
+    for b in range(2):
+        for t in range(inputs.shape[1]):
+            if inputs[b, t] > 0:
+                assert targets[b, t].item() not in everywhere[b, t].tolist()
+    assert plain[0, -1, 0] == 9 and everywhere[0, -1, 0] != 9
+    # prompts cached once an epoch avoid the same items
+    cache = PromptCache(PromptConfig(length=2, target="avoid", regenerate="epoch"))
+    cache.refresh(m, BATCH, USERS)
+    assert torch.equal(cache.lookup(USERS, inputs.shape[1]), avoid)
+    for bad in ({"prompt_target": "never"}, {"prompt_target": "avoid", "prompt_placement": "replace"},
+                {"prompt_target": "avoid", "prompt_placement": "all"}):
+        with pytest.raises(ValueError, match="prompt_target"):
+            PromptConfig.from_extra(bad)
+    PromptConfig.from_extra({"prompt_target": "avoid", "prompt_placement": "all", "prompt_seen": "prefix"})
