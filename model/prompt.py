@@ -30,7 +30,9 @@ from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss, un
 class PromptConfig:
     length: int = 1  # k generated items per prompt (1..5); 0: no prompts, plain fine-tuning (the control)
     placement: str = "last"  # last | replace | all
-    generation: str = "greedy"  # greedy (top-1, step by step) | topk (the top-k list at once)
+    # greedy (top-1, step by step) | topk (the top-k list at once) | sample (step by step, each item drawn from the
+    # model's softmax over the items not yet in the row; placement last only)
+    generation: str = "greedy"
     freeze: str = "none"  # none | item_emb | all_but_last
     loss: str = "ce"  # ce | sampled-softmax | bce
     # weight of a term pushing down generated items that were not clicked, where they were generated: unlikelihood
@@ -63,8 +65,10 @@ class PromptConfig:
         cfg = cls(**{keys[k]: v for k, v in extra.items() if k in keys})
         if not 0 <= cfg.length <= 5:
             raise ValueError(f"prompt_length must be 0..5, not {cfg.length}")
-        if cfg.placement not in ("last", "replace", "all") or cfg.generation not in ("greedy", "topk"):
+        if cfg.placement not in ("last", "replace", "all") or cfg.generation not in ("greedy", "topk", "sample"):
             raise ValueError(f"bad prompt placement/generation: {cfg.placement}/{cfg.generation}")
+        if cfg.generation == "sample" and cfg.placement != "last":
+            raise ValueError(f"prompt_generation=sample acts with placement last only, not {cfg.placement}")
         if cfg.seen not in ("row", "prefix"):
             raise ValueError(f"prompt_seen must be row or prefix, not {cfg.seen!r}")
         # NOTE: so that Toys' default (placement all, seen prefix) leaves a run of `--set prompt_placement=last` without
@@ -115,10 +119,12 @@ def _mask_seen(scores: Tensor, seen: Tensor) -> Tensor:
 
 @torch.no_grad()
 def generate_last(
-    model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: bool, avoid: Tensor | None = None
+    model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: bool, avoid: Tensor | None = None,
+    sample: bool = False,
 ) -> Tensor:
     """(B, k) items the model generates after each row of inputs (B, T), never repeating the row's items nor
-    the ones in avoid (B, A) (0-padded)."""
+    the ones in avoid (B, A) (0-padded). greedy: one item at a time, each the top one, or with sample drawn from
+    the softmax (torch's global generator); else the top-k list at once."""
     was = model.training
     model.eval()
     table = model.item_embeddings()
@@ -129,7 +135,8 @@ def generate_last(
     else:
         picks = []
         for j in range(k):
-            g = _mask_seen(h @ table.T, seen).argmax(1, keepdim=True)  # (B, 1)
+            s = _mask_seen(h @ table.T, seen)  # (B, V + 1)
+            g = torch.multinomial(s.softmax(1), 1) if sample else s.argmax(1, keepdim=True)  # (B, 1)
             picks.append(g)
             seen = torch.cat([seen, g], 1)
             if j + 1 < k:
@@ -179,8 +186,8 @@ def generate_prompts(model: GPTRec, inputs: Tensor, users: Tensor, cfg: PromptCo
     k = cfg.length
     avoid = cfg.target == "avoid"
     if cfg.placement == "last":
-        return generate_last(model, inputs, users, k, greedy=cfg.generation == "greedy",
-                             avoid=targets[:, -1:] if avoid else None)
+        return generate_last(model, inputs, users, k, greedy=cfg.generation != "topk",
+                             avoid=targets[:, -1:] if avoid else None, sample=cfg.generation == "sample")
     if cfg.placement == "replace":
         prefix = torch.cat([torch.zeros_like(inputs[:, -k:]), inputs[:, :-k]], 1)  # (B, T): all but the last k
         return generate_last(model, prefix, users, k, greedy=cfg.generation == "greedy")

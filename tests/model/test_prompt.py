@@ -283,3 +283,27 @@ def test_prompt_target_avoid_generates_the_best_item_other_than_the_real_next_on
         with pytest.raises(ValueError, match="prompt_target"):
             PromptConfig.from_extra(bad)
     PromptConfig.from_extra({"prompt_target": "avoid", "prompt_placement": "all", "prompt_seen": "prefix"})
+
+
+def test_prompt_generation_sample_draws_each_item_from_the_softmax_over_the_items_not_in_the_row():
+    m = _model()
+    table = 30 * m.item_embeddings().detach()  # sharper scores, so that the softmax is far from uniform
+    m.item_embeddings = lambda: table  # scoring only: the forward pass reads item_emb
+    inputs = BATCH[:1, :-1].expand(4000, -1)  # one row, drawn 4000 times
+    users = USERS[:1].expand(4000)
+    h = m(inputs[:1], users[:1])[0, -1].detach()  # (d,)
+    scores = h @ table.T  # (V + 1,)
+    scores[[0, *inputs[0].tolist()]] = -torch.inf
+    p = scores.softmax(0)
+    torch.manual_seed(3)
+    got = generate_last(m, inputs, users, 1, greedy=True, sample=True)[:, 0]  # (4000,)
+    freq = torch.bincount(got, minlength=len(p)).float() / len(got)
+    assert freq[[0, *inputs[0].tolist()]].sum() == 0  # never padding, never an item of the row
+    assert p.max() > 0.3 and (freq - p).abs().max() < 0.03  # binomial sd at most 0.008 with 4000 draws
+    # k = 2: the two items of a prompt differ, and so do the prompts of one row (it is not the greedy one)
+    two = generate_last(m, inputs[:200], users[:200], 2, greedy=True, sample=True)
+    assert (two[:, 0] != two[:, 1]).all() and len({tuple(r) for r in two.tolist()}) > 1
+    x, seg, y, gen = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2, generation="sample"), 100)
+    assert gen.shape == (2, 2) and torch.equal(x[:, -2:], gen)
+    with pytest.raises(ValueError, match="prompt_generation=sample"):
+        PromptConfig.from_extra({"prompt_generation": "sample", "prompt_placement": "all"})
