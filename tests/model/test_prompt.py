@@ -273,6 +273,8 @@ def test_prompt_target_avoid_generates_the_best_item_other_than_the_real_next_on
         for t in range(inputs.shape[1]):
             if inputs[b, t] > 0:
                 assert targets[b, t].item() not in everywhere[b, t].tolist()
+                if targets[b, t].item() not in plain[b, t].tolist():  # nothing to avoid: the same prompt
+                    assert torch.equal(everywhere[b, t], plain[b, t])
     assert plain[0, -1, 0] == 9 and everywhere[0, -1, 0] != 9
     # prompts cached once an epoch avoid the same items
     cache = PromptCache(PromptConfig(length=2, target="avoid", regenerate="epoch"))
