@@ -29,7 +29,7 @@ def hit_share(model: torch.nn.Module, windows: torch.Tensor, users: torch.Tensor
     hits = 0
     for s in range(0, len(windows), batch):
         w, u = windows[s:s + batch], users[s:s + batch]
-        gen = generate_last(model, w[:, :-1], u, k, greedy=True)  # (b, k)
+        gen = generate_last(model, w[:, :-1], u, k, mode="greedy")  # (b, k)
         hits += int((gen == w[:, -1:]).any(1).sum())
     return hits / len(windows)
 

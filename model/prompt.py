@@ -119,24 +119,23 @@ def _mask_seen(scores: Tensor, seen: Tensor) -> Tensor:
 
 @torch.no_grad()
 def generate_last(
-    model: GPTRec, inputs: Tensor, users: Tensor, k: int, greedy: bool, avoid: Tensor | None = None,
-    sample: bool = False,
+    model: GPTRec, inputs: Tensor, users: Tensor, k: int, mode: str = "greedy", avoid: Tensor | None = None
 ) -> Tensor:
     """(B, k) items the model generates after each row of inputs (B, T), never repeating the row's items nor
-    the ones in avoid (B, A) (0-padded). greedy: one item at a time, each the top one, or with sample drawn from
-    the softmax (torch's global generator); else the top-k list at once."""
+    the ones in avoid (B, A) (0-padded). mode (PromptConfig.generation): greedy: one item at a time, each the top
+    one; sample: one at a time, each drawn from the softmax (torch's global generator); topk: the top-k at once."""
     was = model.training
     model.eval()
     table = model.item_embeddings()
     h, cache = model.encode_with_cache(inputs, users)
     seen = inputs if avoid is None else torch.cat([inputs, avoid], 1)
-    if not greedy:
+    if mode == "topk":
         out = _mask_seen(h @ table.T, seen).topk(k, dim=1).indices
     else:
         picks = []
         for j in range(k):
             s = _mask_seen(h @ table.T, seen)  # (B, V + 1)
-            g = torch.multinomial(s.softmax(1), 1) if sample else s.argmax(1, keepdim=True)  # (B, 1)
+            g = torch.multinomial(s.softmax(1), 1) if mode == "sample" else s.argmax(1, keepdim=True)  # (B, 1)
             picks.append(g)
             seen = torch.cat([seen, g], 1)
             if j + 1 < k:
@@ -186,11 +185,10 @@ def generate_prompts(model: GPTRec, inputs: Tensor, users: Tensor, cfg: PromptCo
     k = cfg.length
     avoid = cfg.target == "avoid"
     if cfg.placement == "last":
-        return generate_last(model, inputs, users, k, greedy=cfg.generation != "topk",
-                             avoid=targets[:, -1:] if avoid else None, sample=cfg.generation == "sample")
+        return generate_last(model, inputs, users, k, cfg.generation, avoid=targets[:, -1:] if avoid else None)
     if cfg.placement == "replace":
         prefix = torch.cat([torch.zeros_like(inputs[:, -k:]), inputs[:, :-k]], 1)  # (B, T): all but the last k
-        return generate_last(model, prefix, users, k, greedy=cfg.generation == "greedy")
+        return generate_last(model, prefix, users, k, cfg.generation)
     return generate_everywhere(model, inputs, users, k, cfg.seen, avoid=targets if avoid else None)
 
 

@@ -24,7 +24,7 @@ def test_last_appends_the_prompt_and_every_prompt_position_predicts_the_last_tar
     assert torch.equal(x[:, :-2], inputs) and torch.equal(x[:, -2:], gen)
     assert seg[:, :-2].sum() == 0 and seg[:, -2:].eq(1).all()
     assert torch.equal(y[:, :-2], targets) and torch.equal(y[:, -2:], targets[:, -1:].expand(-1, 2))
-    assert torch.equal(gen, generate_last(m, inputs, USERS, 2, greedy=True))
+    assert torch.equal(gen, generate_last(m, inputs, USERS, 2, mode="greedy"))
     for r in range(2):  # generated items never repeat the row's own inputs
         assert not set(gen[r].tolist()) & set(inputs[r].tolist())
 
@@ -37,12 +37,12 @@ def test_replace_swaps_the_last_real_items_for_what_the_prefix_generates():
     assert torch.equal(x[:, :-1], inputs[:, :-1])
     # row 0's last input (8) is replaced by what its prefix (5, 6, 7) generates; row 1 has no prefix: kept
     assert torch.equal(seg[:, -1], torch.tensor([1, 0])) and seg[:, :-1].sum() == 0
-    want = generate_last(m, torch.tensor([[0, 0, 0, 0, 5, 6, 7]]), USERS[:1], 1, greedy=True)
+    want = generate_last(m, torch.tensor([[0, 0, 0, 0, 5, 6, 7]]), USERS[:1], 1, mode="greedy")
     assert x[0, -1] == want[0, 0] and torch.equal(x[1], inputs[1])
     # k = 2: both of the last two items are replaced, by the greedy continuation of (1, 2)
     x2, seg2, y2, _ = expand_with_prompts(m, torch.tensor([[1, 2, 3, 4, 5]]), USERS[:1],
                                           PromptConfig(length=2, placement="replace"), 100)
-    want2 = generate_last(m, torch.tensor([[0, 0, 1, 2]]), USERS[:1], 2, greedy=True)
+    want2 = generate_last(m, torch.tensor([[0, 0, 1, 2]]), USERS[:1], 2, mode="greedy")
     assert torch.equal(x2[0, 2:], want2[0]) and seg2.tolist() == [[0, 0, 1, 1]] and y2.tolist() == [[2, 3, 4, 5]]
 
 
@@ -163,7 +163,7 @@ def test_placement_all_prefix_generates_at_each_position_what_that_prefix_alone_
                 assert exact[b, t].eq(0).all() and row[b, t].eq(0).all()
                 continue
             prefix = torch.cat([torch.zeros(1, T - 1 - t, dtype=torch.long), inputs[b:b + 1, :t + 1]], 1)
-            want = generate_last(m, prefix, USERS[b:b + 1], 3, greedy=False)[0]
+            want = generate_last(m, prefix, USERS[b:b + 1], 3, mode="topk")[0]
             assert torch.equal(exact[b, t], want)
             # "row" keeps every item of the row out, the later ones too; at the last position the two agree
             assert not set(row[b, t].tolist()) & set(inputs[b].tolist())
@@ -238,14 +238,14 @@ def test_prompt_hits_counts_the_windows_whose_prompt_holds_their_last_item(monke
     prompts = {(0, 1): [5, 8], (2, 3): [1, 6], (0, 4): [3, 9]}
     seen = []
 
-    def fake(model, inputs, users, k, greedy):
-        seen.append((len(inputs), k, greedy))
+    def fake(model, inputs, users, k, mode):
+        seen.append((len(inputs), k, mode))
         return torch.tensor([prompts[tuple(r.tolist())][:k] for r in inputs])
 
     monkeypatch.setattr(hits, "generate_last", fake)
     assert hits.hit_share(None, windows, torch.tensor([1, 2, 3]), k=2, batch=2) == pytest.approx(2 / 3)
     assert hits.hit_share(None, windows, torch.tensor([1, 2, 3]), k=1, batch=2) == pytest.approx(1 / 3)
-    assert seen[:2] == [(2, 2, True), (1, 2, True)]  # in batches, greedy
+    assert seen[:2] == [(2, 2, "greedy"), (1, 2, "greedy")]  # in batches, greedy
 
 
 def test_prompt_target_avoid_generates_the_best_item_other_than_the_real_next_one():
@@ -298,12 +298,12 @@ def test_prompt_generation_sample_draws_each_item_from_the_softmax_over_the_item
     scores[[0, *inputs[0].tolist()]] = -torch.inf
     p = scores.softmax(0)
     torch.manual_seed(3)
-    got = generate_last(m, inputs, users, 1, greedy=True, sample=True)[:, 0]  # (4000,)
+    got = generate_last(m, inputs, users, 1, mode="sample")[:, 0]  # (4000,)
     freq = torch.bincount(got, minlength=len(p)).float() / len(got)
     assert freq[[0, *inputs[0].tolist()]].sum() == 0  # never padding, never an item of the row
     assert p.max() > 0.3 and (freq - p).abs().max() < 0.03  # binomial sd at most 0.008 with 4000 draws
     # k = 2: the two items of a prompt differ, and so do the prompts of one row (it is not the greedy one)
-    two = generate_last(m, inputs[:200], users[:200], 2, greedy=True, sample=True)
+    two = generate_last(m, inputs[:200], users[:200], 2, mode="sample")
     assert (two[:, 0] != two[:, 1]).all() and len({tuple(r) for r in two.tolist()}) > 1
     x, seg, y, gen = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2, generation="sample"), 100)
     assert gen.shape == (2, 2) and torch.equal(x[:, -2:], gen)
