@@ -33,7 +33,8 @@ def epoch_rows(run_dir: str | Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
-BLOCKS = ("test", "valid", "test_two_stage")
+# pretrain_*: pre-training alone of a `--stages pretrain,prompt` run (stages.earlier_stages_alone)
+BLOCKS = ("test", "valid", "test_two_stage", "pretrain_test", "pretrain_valid", "pretrain_test_two_stage")
 
 
 def split_block(spec: str | Path, default: str) -> tuple[str, str]:
@@ -54,8 +55,12 @@ def load_block(spec: str | Path, default: str) -> tuple[str, str, dict]:
 def selected_on(run_dir: str | Path, m: dict | None = None) -> float | None:
     """The validation NDCG@10 the run's final weights were chosen on: its last stage's mix with its start, else
     that stage's soup, else the score of the stage's last best epoch in metrics.jsonl (two-stage validation for
-    prompt-tuning, one-stage otherwise); None when the run records none of them. m: its metrics.json, if read."""
+    prompt-tuning, one-stage otherwise); None when the run records none of them. m: its metrics.json, if read.
+    NOTE: a model with a user module is trained and souped on users' own vectors, then serves the vector chosen on
+    validation after (`infer_user`): its figure is that choice's, the validation of the model as served."""
     m = load_run(run_dir) if m is None else m
+    if "infer_user" in m:
+        return float(m["infer_user"]["valid_NDCG@10"][m["infer_user"]["chosen"]])
     last = str(m.get("stages", "pretrain")).split(",")[-1]
     for end in ("mix_start", "soup"):
         score = m.get(end, {}).get(last, {}).get("valid_select")

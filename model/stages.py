@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -211,6 +211,27 @@ def final_metrics(cfg: TrainConfig, model, split: Split) -> dict:
         out["test_two_stage"] = evaluate_recall(model, split.test_hist, split.test_target, split.users,
                                                 splits, append=append, batch_size=cfg.eval_batch)
         out["test_two_stage"]["append"] = append
+    return out
+
+
+def earlier_stages_alone(cfg: TrainConfig, model, split: Split, weights: dict[str, Path], log) -> dict:
+    """For the record, not for selection: each stage before a run's last, served alone as a run of the stages up
+    to it would be (`--stages pretrain` for pre-training: its own inference user vector, chosen on validation, and
+    two-stage recall appending all N). weights: {stage name: its result's file}. -> {"STAGE_valid": ...,
+    "STAGE_test": ..., "STAGE_test_two_stage": ..., "STAGE_infer_user": ...}, blocks that `recgpt eval` reads as
+    RUN:pretrain_test. The model holds the last file of `weights` after (the run's final weights)."""
+    names = cfg.stages.split(",")
+    out: dict = {}
+    for i, name in enumerate(names[:-1]):
+        alone = replace(cfg, stages=",".join(names[: i + 1]))
+        load_checkpoint(weights[name], model)
+        choice = choose_infer_user(alone, model, split, lambda s, name=name: log(f"{name} alone: {s}"))
+        metrics = final_metrics(alone, model, split)
+        out.update({f"{name}_{block}": v for block, v in metrics.items()})
+        if choice:
+            out[f"{name}_infer_user"] = choice
+        log(f"{name} alone: test NDCG@10 {metrics['test']['NDCG@10']:.4f}")
+    load_checkpoint(weights[names[-1]], model)
     return out
 
 

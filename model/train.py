@@ -39,6 +39,7 @@ from .stages import (
     Stage,
     check_extra,
     choose_infer_user,
+    earlier_stages_alone,
     final_metrics,
     make_stages,
     recall_options,
@@ -240,10 +241,15 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
             load_checkpoint(stage_result(out, stage.name), model)
         shutil.copyfile(stage_result(out, stage.name), out / "best.safetensors")
 
+    alone = {}
+    if history and "," in cfg.stages:  # e.g. pre-training alone of `--stages pretrain,prompt`, for the record
+        names = cfg.stages.split(",")
+        alone = earlier_stages_alone(cfg, model, split, {n: stage_result(out, n) for n in names[:-1]}
+                                     | {names[-1]: out / "best.safetensors"}, log)
     choice = choose_infer_user(cfg, model, split, log)
     if choice:
         _write_json(out / "model.json", model_spec(model))
-    result = final_metrics(cfg, model, split)
+    result = final_metrics(cfg, model, split) | alone
     if choice:
         # for the record, not for selection: test NDCG@10 with either vector (the choice was made on validation);
         # the chosen vector's is the test block's, only the other one is evaluated here

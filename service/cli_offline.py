@@ -243,7 +243,8 @@ def add_offline_commands(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval", help="compare finished runs: a markdown table (and JSON with --out)")
     e.add_argument("runs", nargs="*", help="run folders; RUN:BLOCK overrides --block for one run")
-    e.add_argument("--block", default="test", help="test | valid | test_two_stage")
+    e.add_argument("--block", default="test", help="test | valid | test_two_stage; pretrain_test, "
+                   "pretrain_valid, pretrain_test_two_stage: pre-training alone of a --stages pretrain,prompt run")
     e.add_argument("--out", help="write OUT.md and OUT.json")
     e.add_argument("--baseline", action="append", help="a run folder: add each run's relative HR@10 and NDCG@10 "
                    "against it; repeated (one per data set): each run against its own data set's")

@@ -80,7 +80,11 @@ def test_selection_column_is_what_each_run_was_chosen_on(tmp_path):
     souped = _run(tmp_path, "souped", 1, 0.05, 0.1)
     plain = _run(tmp_path, "plain", 1, 0.05, 0.1)
     pre = _run(tmp_path, "pre", 1, 0.05, 0.1)
-    for run, extra in [(mixed, {"stages": "pretrain,prompt", "soup": {"prompt": {"valid_select": 0.07}},
+    user = _run(tmp_path, "user", 1, 0.05, 0.1)
+    served = {"chosen": "unknown", "valid_NDCG@10": {"own": 0.065, "unknown": 0.068}}
+    for run, extra in [(user, {"stages": "pretrain,prompt", "soup": {"prompt": {"valid_select": 0.07}},
+                               "infer_user": served}),
+                       (mixed, {"stages": "pretrain,prompt", "soup": {"prompt": {"valid_select": 0.07}},
                                 "mix_start": {"prompt": {"valid_select": 0.071}}}),
                        (souped, {"stages": "prompt", "soup": {"pretrain": {"valid_select": 0.05},
                                                               "prompt": {"valid_select": 0.072}}}),
@@ -97,8 +101,9 @@ def test_selection_column_is_what_each_run_was_chosen_on(tmp_path):
     (Path(plain) / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (Path(pre) / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
     got = {Path(r).name: selected_on(r, json.loads((Path(r) / "metrics.json").read_text()))
-           for r in (mixed, souped, plain, pre)}
-    assert got == {"mixed": 0.071, "souped": 0.072, "plain": 0.06, "pre": 0.01}
+           for r in (mixed, souped, plain, pre, user)}
+    # user: souped on own vectors (0.07), serves the unknown-user vector chosen after: the served model's figure
+    assert got == {"mixed": 0.071, "souped": 0.072, "plain": 0.06, "pre": 0.01, "user": 0.068}
     table, _ = compare_runs([mixed, pre], selection=True)
     assert table.splitlines()[0].endswith("| valid NDCG@10 selected on | epochs | wall s |")
     assert "| 0.07100 |" in table.splitlines()[2] and "| 0.01000 |" in table.splitlines()[3]

@@ -92,6 +92,32 @@ def test_prompt_tuning_after_pretraining(tmp_path):
     assert choice["test_NDCG@10_not_for_selection"][choice["chosen"]] == pytest.approx(result["test"]["NDCG@10"])
 
 
+def test_a_two_stage_run_records_its_pretraining_alone_as_a_pretrain_run_scores_it(tmp_path):
+    """`--stages pretrain,prompt` records pre-training alone (pretrain_* blocks): the figures a `--stages pretrain`
+    run of the same seed writes, its own inference user vector and recall (appending all N) included."""
+    fast = {**FAST, "epochs": 3, "patience": 3}
+    extra = {"user_module": True, "pretrain_soup": 2}
+    both = run(TrainConfig(model="recgpt", stages="pretrain,prompt", out=str(tmp_path / "both"), extra=dict(extra),
+                           **fast), log=lambda *_: None)
+    alone = run(TrainConfig(model="recgpt", stages="pretrain", out=str(tmp_path / "alone"), extra=dict(extra),
+                            **fast), log=lambda *_: None)
+    for block in ("valid", "test", "test_two_stage"):
+        figures = {k: v for k, v in alone[block].items() if isinstance(v, float)}
+        assert figures and {k: both[f"pretrain_{block}"][k] for k in figures} == pytest.approx(figures, abs=1e-6)
+    assert both["pretrain_test_two_stage"]["append"] == "all" and both["test_two_stage"]["append"] == 1
+    assert both["pretrain_infer_user"]["valid_NDCG@10"] == pytest.approx(alone["infer_user"]["valid_NDCG@10"])
+    assert both["pretrain_infer_user"]["chosen"] == alone["infer_user"]["chosen"]
+    # the run's own blocks are the prompt-tuned model's, with its own vector choice, served as saved
+    assert both["test"] != both["pretrain_test"]
+    saved = json.loads((tmp_path / "both" / "model.json").read_text())["config"]["infer_user"]
+    assert saved == both["infer_user"]["chosen"]
+    # `recgpt eval` reads the blocks as RUN:pretrain_test
+    from model.report import compare_runs
+
+    _, rows = compare_runs([f"{tmp_path / 'both'}:pretrain_test", str(tmp_path / "alone")])
+    assert rows[0]["NDCG@10"] == pytest.approx(rows[1]["NDCG@10"], abs=1e-6)
+
+
 def test_the_own_user_vector_must_win_validation_by_the_margin():
     from model.user_module import pick_infer_user
 
