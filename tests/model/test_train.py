@@ -116,6 +116,13 @@ def test_a_two_stage_run_records_its_pretraining_alone_as_a_pretrain_run_scores_
 
     _, rows = compare_runs([f"{tmp_path / 'both'}:pretrain_test", str(tmp_path / "alone")])
     assert rows[0]["NDCG@10"] == pytest.approx(rows[1]["NDCG@10"], abs=1e-6)
+    # a run finished before the blocks existed gets them from `--resume` (no training: every stage is done)
+    metrics = tmp_path / "both" / "metrics.json"
+    old = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({k: v for k, v in old.items() if not k.startswith("pretrain_")}))
+    again = run(TrainConfig(out=str(tmp_path / "both")), resume=True, log=lambda *_: None)
+    assert again["pretrain_test"] == both["pretrain_test"] and again["test"] == both["test"]
+    assert again["epochs"] == both["epochs"]
 
 
 def test_the_own_user_vector_must_win_validation_by_the_margin():
