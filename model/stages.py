@@ -259,13 +259,37 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
         v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
         return {"valid": v, "select": v["NDCG@10"]}
 
+    def as_served(validate: Callable[[], dict]) -> Callable[[], dict]:
+        """NOTE: a model with a user module serves the vector `choose_infer_user` picks on validation after training
+        (in every converged run so far the unknown-user one); its epochs, soup and mix are selected on that same
+        choice, made each time, not on users' own vectors, whose validation peaked epochs earlier (session 58,
+        docs/results/history.md). The row keeps the own vectors' blocks and records both scores under "served"."""
+        if getattr(model, "user_emb", None) is None:
+            return validate
+        want = cfg.extra.get("infer_user", "auto")
+        if want not in ("auto", "own", "unknown"):
+            raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
+        margin = float(cfg.extra.get("infer_user_margin", INFER_USER_MARGIN))
+
+        def served() -> dict:
+            before, scores = model.cfg.infer_user, {}
+            for how in ("unknown", "own"):
+                model.cfg.infer_user = how
+                scores[how] = validate()
+            model.cfg.infer_user = before
+            select = {how: s["select"] for how, s in scores.items()}
+            chosen = pick_infer_user(select, margin) if want == "auto" else want
+            return {**scores["own"], "served": {"chosen": chosen, **select}, "select": select[chosen]}
+        return served
+
     stages = []
     names = cfg.stages.split(",")
     if "prompt" in names and cfg.model not in ("recgpt", "sasrec"):
         raise ValueError(f"prompt-tuning needs a GPT model (recgpt or sasrec), not {cfg.model!r}")
     for name in names:
         if name == "pretrain":
-            stages.append(Stage("pretrain", lambda b, u: pretrain_loss(cfg, model, b, u, sampler), cfg.lr, one_stage,
+            stages.append(Stage("pretrain", lambda b, u: pretrain_loss(cfg, model, b, u, sampler), cfg.lr,
+                                as_served(one_stage),
                                 soup=int(cfg.extra.get("pretrain_soup", DEFAULT_PRETRAIN_SOUP))))
         elif name == "prompt":
             pcfg = PromptConfig.from_extra(cfg.extra)
@@ -282,7 +306,7 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
             refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
             lr = float(cfg.extra.get("prompt_lr", DEFAULT_PROMPT_LR))
             stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
-                model, b, u, pcfg, sampler, cfg.n_neg, cache), lr, two_stage, refresh,
+                model, b, u, pcfg, sampler, cfg.n_neg, cache), lr, as_served(two_stage), refresh,
                 soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
                 mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START))))
         else:

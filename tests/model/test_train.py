@@ -125,6 +125,37 @@ def test_a_two_stage_run_records_its_pretraining_alone_as_a_pretrain_run_scores_
     assert again["epochs"] == both["epochs"]
 
 
+@pytest.mark.parametrize("want", ["auto", "unknown"])
+def test_a_user_module_run_selects_its_epochs_on_the_vector_it_serves(want, tmp_path):
+    """Epochs, soups and early stopping of a model with a user module follow the validation of the vector it would
+    serve (chosen each time as `choose_infer_user` chooses at the end), not of users' own vectors."""
+    from model.user_module import pick_infer_user
+
+    fast = {**FAST, "epochs": 3, "patience": 3}
+    extra = {"user_module": True, "pretrain_soup": 0, "soup": 0} | ({} if want == "auto" else {"infer_user": want})
+    result = run(TrainConfig(model="recgpt", stages="pretrain,prompt", out=str(tmp_path), extra=extra, **fast),
+                 log=lambda *_: None)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    for stage in ("pretrain", "prompt"):
+        best = -1.0
+        for r in (r for r in rows if r["stage"] == stage):
+            served = r["served"]
+            pick = pick_infer_user(served) if want == "auto" else want
+            assert served["chosen"] == pick
+            # the row's own blocks are the own vectors' (one-stage in pre-training, two-stage in prompt-tuning)
+            own = r["valid_two_stage" if stage == "prompt" else "valid"]["NDCG@10"]
+            assert served["own"] == pytest.approx(own)
+            assert r["best"] == (served[pick] > best)
+            best = max(best, served[pick]) if r["best"] else best
+    # with no soup, the final weights are the last best epoch of the prompt stage: the final choice is made on them
+    last_best = [r for r in rows if r["stage"] == "prompt" and r["best"]][-1]["served"]
+    assert result["infer_user"]["valid_NDCG@10"] == pytest.approx({h: last_best[h] for h in ("own", "unknown")})
+    with pytest.raises(ValueError, match="infer_user must be"):
+        run(TrainConfig(model="recgpt", stages="pretrain", out=str(tmp_path / "bad"),
+                        extra={"user_module": True, "infer_user": "mine"}, **fast), log=lambda *_: None)
+
+
 def test_the_own_user_vector_must_win_validation_by_the_margin():
     from model.user_module import pick_infer_user
 
