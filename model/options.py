@@ -207,8 +207,7 @@ def options_report(manifest: str | Path, out: str | Path) -> str:
           "Test NDCG@10, prompt-tuning + two-stage recall, against its SASRec's one-stage test (as `targets.md`):\n"]
     md += _pivot(rows, datasets, options, "gain NDCG@10")
     md += ["\nValidation NDCG@10 each run's weights were chosen on, against its SASRec's (the defaults are chosen "
-           "on this, never on test; a run with the user module: the validation of the user vector it serves, "
-           "chosen after its weights):\n"]
+           "on this, never on test; a run with the user module: the validation of the user vector it serves):\n"]
     md += _pivot(rows, datasets, options, "valid gain")
     md += ["\nOn each data set, the option furthest above the default on validation: its gain over its SASRec against "
            "the default's on the same seeds (an option's runs averaged; * if one of them did not converge):\n"]

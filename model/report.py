@@ -56,8 +56,9 @@ def selected_on(run_dir: str | Path, m: dict | None = None) -> float | None:
     """The validation NDCG@10 the run's final weights were chosen on: its last stage's mix with its start, else
     that stage's soup, else the score of the stage's last best epoch in metrics.jsonl (two-stage validation for
     prompt-tuning, one-stage otherwise); None when the run records none of them. m: its metrics.json, if read.
-    NOTE: a model with a user module is trained and souped on users' own vectors, then serves the vector chosen on
-    validation after (`infer_user`): its figure is that choice's, the validation of the model as served."""
+    NOTE: a model with a user module serves the vector chosen on validation at the end (`infer_user`): its figure
+    is that choice's, the validation of the model as served (runs before session 58 chose their epochs on users'
+    own vectors, whatever they served)."""
     m = load_run(run_dir) if m is None else m
     if "infer_user" in m:
         return float(m["infer_user"]["valid_NDCG@10"][m["infer_user"]["chosen"]])

@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ from .user_module import INFER_USER_MARGIN, pick_infer_user
 
 if TYPE_CHECKING:
     from .train import TrainConfig
+
+T = TypeVar("T")
 
 # NOTE: prompt-tuning ends with the greedy soup of its 5 best epochs (model/soup.py says why); 0: best epoch
 DEFAULT_PROMPT_SOUP = 5
@@ -177,24 +179,37 @@ def valid_two_stage(cfg: TrainConfig, model, split: Split) -> dict:
     return two_stage_k10(cfg, model, split.valid_hist, split.valid_target, split.users)
 
 
+def infer_user_rule(cfg: TrainConfig) -> tuple[str, float]:
+    """`--set infer_user` (auto | own | unknown) and the margin `pick_infer_user` applies under auto."""
+    want = cfg.extra.get("infer_user", "auto")
+    if want not in ("auto", "own", "unknown"):
+        raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
+    return want, float(cfg.extra.get("infer_user_margin", INFER_USER_MARGIN))
+
+
+def score_each_vector(model, score: Callable[[], T]) -> dict[str, T]:
+    """score() of a user-module model serving each user's own vector and the unknown-user vector; the model
+    serves what it served before after."""
+    before, scores = model.cfg.infer_user, {}
+    for how in ("own", "unknown"):
+        model.cfg.infer_user = how
+        scores[how] = score()
+    model.cfg.infer_user = before
+    return scores
+
+
 def choose_infer_user(cfg: TrainConfig, model, split: Split, log) -> dict:
     """For a model with a user module: serve each user's own vector or the unknown-user vector, chosen on
     validation (two-stage NDCG@10 after prompt-tuning, else one-stage) by `pick_infer_user`; `--set
     infer_user=own|unknown` forces it. Returns both validation figures and the choice ({} without a module)."""
     if getattr(model, "user_emb", None) is None:
         return {}
-    want = cfg.extra.get("infer_user", "auto")
-    if want not in ("auto", "own", "unknown"):
-        raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
-    scores = {}
-    for how in ("own", "unknown"):
-        model.cfg.infer_user = how
-        if "prompt" in cfg.stages.split(","):
-            v = valid_two_stage(cfg, model, split)
-        else:
-            v = evaluate(model, split.valid_hist, split.valid_target, split.users, cfg.eval_batch)
-        scores[how] = v["NDCG@10"]
-    margin = float(cfg.extra.get("infer_user_margin", INFER_USER_MARGIN))
+    want, margin = infer_user_rule(cfg)
+    if "prompt" in cfg.stages.split(","):
+        scores = score_each_vector(model, lambda: valid_two_stage(cfg, model, split)["NDCG@10"])
+    else:
+        scores = score_each_vector(model, lambda: evaluate(model, split.valid_hist, split.valid_target, split.users,
+                                                           cfg.eval_batch)["NDCG@10"])
     model.cfg.infer_user = pick_infer_user(scores, margin) if want == "auto" else want
     log(f"inference user vector: {model.cfg.infer_user} (valid NDCG@10 own {scores['own']:.4f}, "
         f"unknown {scores['unknown']:.4f})")
@@ -266,17 +281,10 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
         docs/results/history.md). The row keeps the own vectors' blocks and records both scores under "served"."""
         if getattr(model, "user_emb", None) is None:
             return validate
-        want = cfg.extra.get("infer_user", "auto")
-        if want not in ("auto", "own", "unknown"):
-            raise ValueError(f"infer_user must be auto, own or unknown, not {want!r}")
-        margin = float(cfg.extra.get("infer_user_margin", INFER_USER_MARGIN))
+        want, margin = infer_user_rule(cfg)
 
         def served() -> dict:
-            before, scores = model.cfg.infer_user, {}
-            for how in ("unknown", "own"):
-                model.cfg.infer_user = how
-                scores[how] = validate()
-            model.cfg.infer_user = before
+            scores = score_each_vector(model, validate)
             select = {how: s["select"] for how, s in scores.items()}
             chosen = pick_infer_user(select, margin) if want == "auto" else want
             return {**scores["own"], "served": {"chosen": chosen, **select}, "select": select[chosen]}
