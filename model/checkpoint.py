@@ -27,13 +27,21 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, me
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, restore_rng: bool = False) -> dict:
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, restore_rng: bool = False,
+                    missing_ok: tuple[str, ...] = ()) -> dict:
+    """Load weights (and optimizer state, torch's RNG) into place; -> the checkpoint's metadata. missing_ok: names
+    of the model's parameters the file may lack (they keep their values); any other mismatch is an error."""
     from safetensors import safe_open
 
     tensors = load_file(str(path))
     with safe_open(str(path), "pt") as f:
         info = json.loads(f.metadata()["meta"])
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    missing, unexpected = model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                                                strict=False)
+    missing = [k for k in missing if k not in missing_ok]
+    if missing or unexpected:
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(model).__name__}: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
     if optimizer is not None and "param_groups" in info:
         state: dict[int, dict] = {}
         for k, v in tensors.items():

@@ -38,6 +38,9 @@ class GPTConfig:
     infer_user: str = "own"
     mlp_dropout: bool = False  # dropout inside the MLP too (RecBole has none); Beauty: 0.0591 vs 0.0595 valid
     norm_first: bool = True  # pre-LayerNorm blocks (GPT-2); False: post-LayerNorm (the original Transformer)
+    # a separate output table (no bias) for the prompt stage's loss and generation, as the authors' code has; ranking
+    # (recall, the FAISS index) still scores against the item embedding table. False: both are the item table (tied)
+    output_head: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +131,9 @@ class GPTRec(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self.apply(self._init)
+        # NOTE: zeros, made after the random init: a model with the head draws the same random numbers as one
+        # without (same pre-training to the digit); `reset_output_head` fills it when the prompt stage starts
+        self.out_table = nn.Parameter(torch.zeros(cfg.n_items + 1, d)) if cfg.output_head else None
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -142,6 +148,18 @@ class GPTRec(nn.Module):
     def item_embeddings(self) -> Tensor:
         """(n_items + 1, d): the table that scores (and a FAISS index) use; row 0 is padding."""
         return self.item_emb.weight
+
+    def output_table(self) -> Tensor:
+        """(n_items + 1, d): the table the prompt stage's loss and its prompt generation score against: the separate
+        output head when the model has one, else the item embedding table."""
+        return self.item_emb.weight if self.out_table is None else self.out_table
+
+    @torch.no_grad()
+    def reset_output_head(self) -> None:
+        """Start the separate output head as a copy of the item table (a no-op without one): the prompt stage's
+        first generation and loss are then the tied model's."""
+        if self.out_table is not None:
+            self.out_table.copy_(self.item_emb.weight)
 
     def _user_vec(self, users: Tensor | None, B: int) -> Tensor:
         if self.user_emb is None:

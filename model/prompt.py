@@ -58,6 +58,10 @@ class PromptConfig:
     # which is what the items stage 2 of the recall appended are whenever the target is still to be found after
     # them. Placement last, or all with seen=prefix ("row" already hides it)
     target: str = "allow"
+    # tied: the loss and the generation score against the item embedding table, as ranking does | separate: against
+    # an output table of their own (GPTConfig.output_head), a copy of the item table when the stage starts, as the
+    # authors' code does. NOTE: ranking keeps the item table, which this stage's loss then trains only as inputs
+    head: str = "tied"
 
     @classmethod
     def from_extra(cls, extra: dict) -> PromptConfig:
@@ -87,6 +91,8 @@ class PromptConfig:
         if cfg.target == "avoid" and not (cfg.placement == "last" or (cfg.placement, cfg.seen) == ("all", "prefix")):
             raise ValueError("prompt_target=avoid acts with placement last, or all with prompt_seen=prefix, not "
                              f"{cfg.placement} (seen {cfg.seen})")
+        if cfg.head not in ("tied", "separate"):
+            raise ValueError(f"prompt_head must be tied or separate, not {cfg.head!r}")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
             raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
                              f"not {cfg.weight!r}")
@@ -105,6 +111,8 @@ def freeze(model: GPTRec, how: str) -> None:
             p.requires_grad_(False)
         for p in [*model.blocks[-1].parameters(), *model.ln_f.parameters()]:
             p.requires_grad_(True)
+        if model.out_table is not None:  # a separate output head is part of the last layer
+            model.out_table.requires_grad_(True)
         return
     raise ValueError(f"prompt_freeze must be none, item_emb or all_but_last, not {how!r}")
 
@@ -126,7 +134,7 @@ def generate_last(
     one; sample: one at a time, each drawn from the softmax (torch's global generator); topk: the top-k at once."""
     was = model.training
     model.eval()
-    table = model.item_embeddings()
+    table = model.output_table()
     h, cache = model.encode_with_cache(inputs, users)
     seen = inputs if avoid is None else torch.cat([inputs, avoid], 1)
     if mode == "topk":
@@ -155,7 +163,7 @@ def generate_everywhere(
     was = model.training
     model.eval()
     h = model(inputs, users)  # (B, T, d)
-    s = h @ model.item_embeddings().T  # (B, T, V + 1)
+    s = h @ model.output_table().T  # (B, T, V + 1)
     s[..., 0] = -torch.inf
     B, T = inputs.shape
     if seen == "row":
@@ -279,7 +287,7 @@ def prompt_loss(
     h = model(x, users, seg)  # (B, W, d)
     sel = y > 0
     hs, ts = h[sel], y[sel]
-    table = model.item_embeddings()
+    table = model.output_table()
     if cfg.loss == "ce":
         w = None if cfg.weight == 1 else torch.where(seg[sel] == 1, cfg.weight, 1.0)  # (P,)
         ex = None if cfg.exclude == "none" else excluded_items(x, seg, cfg.exclude)[sel]  # (P, W)

@@ -265,6 +265,8 @@ class Stage:
     # `--stages prompt --init RUN` repeats the prompt stage of `--stages pretrain,prompt` to the digit
     seed: int | None = None
     mix: tuple[float, ...] = ()  # not empty: the stage ends by mixing its result with its start (model/soup.py)
+    # called once when the stage starts afresh (not on --resume), before its seed is set
+    on_start: Callable[[], None] | None = None
 
 
 def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
@@ -316,7 +318,7 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
             stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
                 model, b, u, pcfg, sampler, cfg.n_neg, cache), lr, as_served(two_stage), refresh,
                 soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
-                mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START))))
+                mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START)), on_start=model.reset_output_head))
         else:
             raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
     return stages

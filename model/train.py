@@ -137,6 +137,7 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
         n_items=data.n_items, n_users=data.n_users, max_len=cfg.max_len, d_model=cfg.d_model,
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, dropout=cfg.dropout,
         user_module=cfg.model == "recgpt" and user_module, user_dropout=cfg.user_dropout, norm_first=cfg.norm_first,
+        output_head="prompt" in cfg.resolved_stages().split(",") and cfg.extra.get("prompt_head") == "separate",
     )
     if cfg.model == "bert4rec":
         return BERT4Rec(gcfg, mask_prob=float(cfg.extra.get("bert_mask_prob", BERT4Rec.mask_prob)))
@@ -229,7 +230,8 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
     else:
         if cfg.init:
             try:
-                load_checkpoint(Path(cfg.init) / "best.safetensors", model)
+                # a pre-trained run has no output head; the prompt stage starts it from the item table
+                load_checkpoint(Path(cfg.init) / "best.safetensors", model, missing_ok=("out_table",))
             except RuntimeError as e:  # e.g. --set user_module=true over a run trained without one
                 raise ValueError(f"--init {cfg.init}: its weights do not fit this {cfg.model} model "
                                  f"(extra {cfg.extra}): {str(e).splitlines()[0]}") from None
@@ -316,6 +318,8 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
         for end in ("soup", "mix"):
             for stale in (out / f"{stage.name}.{end}.safetensors", out / f"{stage.name}.{end}.json"):
                 stale.unlink(missing_ok=True)
+        if stage.on_start is not None:
+            stage.on_start()
         if stage.seed is not None:
             torch.manual_seed(stage.seed)
         if stage.mix:  # the weights the stage starts from, for its mix at the end

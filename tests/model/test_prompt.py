@@ -309,3 +309,37 @@ def test_prompt_generation_sample_draws_each_item_from_the_softmax_over_the_item
     assert gen.shape == (2, 2) and torch.equal(x[:, -2:], gen)
     with pytest.raises(ValueError, match="prompt_generation=sample"):
         PromptConfig.from_extra({"prompt_generation": "sample", "prompt_placement": "all"})
+
+
+def test_a_separate_output_head_starts_as_the_tied_model_and_then_trains_apart_from_the_item_table():
+    from model.losses import NegativeSampler
+    from model.prompt import prompt_loss
+
+    torch.manual_seed(0)
+    tied = GPTRec(GPTConfig(n_items=30, n_users=4, d_model=16, n_heads=2, d_ff=32, dropout=0.0))
+    torch.manual_seed(0)
+    head = GPTRec(GPTConfig(n_items=30, n_users=4, d_model=16, n_heads=2, d_ff=32, dropout=0.0, output_head=True))
+    # the head draws no random numbers: every other weight is the tied model's
+    own = head.state_dict()
+    assert all(torch.equal(v, own[k]) for k, v in tied.state_dict().items()) and set(own) - set(tied.state_dict()) \
+        == {"out_table"}
+    head.reset_output_head()
+    assert torch.equal(head.output_table(), head.item_embeddings()) and head.output_table() is not head.item_emb.weight
+    sampler = NegativeSampler(30, torch.ones(31), "uniform")
+    for cfg in (PromptConfig(length=2), PromptConfig(length=2, placement="all", head="separate")):
+        a, b = (torch.manual_seed(1) and prompt_loss(m, BATCH, USERS, cfg, sampler, 1) for m in (tied, head))
+        assert a.item() == pytest.approx(b.item(), abs=1e-6)  # same prompts, same loss at the start
+    # the loss's gradient reaches the head, not the item table through the output side: a step moves them apart
+    opt = torch.optim.SGD(head.parameters(), lr=1.0)
+    cfg = PromptConfig(length=2, head="separate")
+    x = expand_with_prompts(head, BATCH, USERS, cfg, 100)[0]  # the inputs: real and prompt items
+    prompt_loss(head, BATCH, USERS, cfg, sampler, 1).backward()
+    grad_in = head.item_emb.weight.grad.clone()
+    assert head.out_table.grad.abs().sum() > 0
+    never_input = torch.tensor([i for i in range(1, 31) if i not in x])
+    # an item that is no input of the batch gets no gradient in the item table, only in the head
+    assert grad_in[never_input].abs().sum() == 0 and head.out_table.grad[never_input].abs().sum() > 0
+    opt.step()
+    assert not torch.equal(head.output_table(), head.item_embeddings())
+    with pytest.raises(ValueError, match="prompt_head"):
+        PromptConfig.from_extra({"prompt_head": "shared"})

@@ -125,6 +125,35 @@ def test_a_two_stage_run_records_its_pretraining_alone_as_a_pretrain_run_scores_
     assert again["epochs"] == both["epochs"]
 
 
+def test_a_separate_output_head_leaves_pretraining_alone_and_init_runs_repeat_it(tmp_path):
+    """`--set prompt_head=separate`: pre-training is the tied model's to the digit (the head is unused and draws no
+    random numbers), the prompt stage trains the head apart from the item table, and `--stages prompt --init` from a
+    pre-trained run without a head repeats the prompt stage of `--stages pretrain,prompt`."""
+    from safetensors.torch import load_file
+
+    fast = {**FAST, "epochs": 3, "patience": 3}
+    head = {"prompt_head": "separate", "user_module": False}
+
+    def rows(out):
+        return [json.loads(x) for x in (tmp_path / out / "metrics.jsonl").read_text().splitlines()]
+
+    run(TrainConfig(model="recgpt", loss="ce", stages="pretrain,prompt", out=str(tmp_path / "both"),
+                    extra=dict(head), **fast), log=lambda *_: None)
+    run(TrainConfig(model="recgpt", loss="ce", stages="pretrain", out=str(tmp_path / "pre"),
+                    extra={"user_module": False}, **fast), log=lambda *_: None)
+    run(TrainConfig(model="recgpt", loss="ce", stages="prompt", init=str(tmp_path / "pre"),
+                    out=str(tmp_path / "tuned"), extra=dict(head), **fast), log=lambda *_: None)
+    both = rows("both")
+    pre = [{k: v for k, v in r.items() if k != "wall_s"} for r in both if r["stage"] == "pretrain"]
+    assert pre == [{k: v for k, v in r.items() if k != "wall_s"} for r in rows("pre")]
+    prompt = [(r["loss"], r["valid_two_stage"]) for r in both if r["stage"] == "prompt"]
+    assert prompt == [(r["loss"], r["valid_two_stage"]) for r in rows("tuned")] and prompt
+    assert json.loads((tmp_path / "both" / "model.json").read_text())["config"]["output_head"] is True
+    w = load_file(str(tmp_path / "both" / "best.safetensors"))
+    assert not torch.equal(w["model.out_table"], w["model.item_emb.weight"])
+    assert "model.out_table" not in load_file(str(tmp_path / "pre" / "best.safetensors"))
+
+
 @pytest.mark.parametrize("want", ["auto", "unknown"])
 def test_a_user_module_run_selects_its_epochs_on_the_vector_it_serves(want, tmp_path):
     """Epochs, soups and early stopping of a model with a user module follow the validation of the vector it would
