@@ -1,7 +1,8 @@
 """The GPT recommender: a causal Transformer over item-ID tokens with a user module.
 
 Reads top to bottom: config, attention (with a key/value cache), block, the model. A user's score
-for item i is <h_last, E[i]>, the same item embedding table E that an inner-product index serves.
+for item i is <h_last, E[i]>, the same item embedding table E that an inner-product index serves (with
+`output_head="serve"`, the output table the prompt stage trained instead of E).
 With `user_module=False` (and no segment input) this model is SASRec.
 
 Sequences are left-padded to a common width T (0 = padding), so the most recent item is always at
@@ -38,9 +39,11 @@ class GPTConfig:
     infer_user: str = "own"
     mlp_dropout: bool = False  # dropout inside the MLP too (RecBole has none); Beauty: 0.0591 vs 0.0595 valid
     norm_first: bool = True  # pre-LayerNorm blocks (GPT-2); False: post-LayerNorm (the original Transformer)
-    # a separate output table (no bias) for the prompt stage's loss and generation, as the authors' code has; ranking
-    # (recall, the FAISS index) still scores against the item embedding table. False: both are the item table (tied)
-    output_head: bool = False
+    # the prompt stage's own output table (no bias), a copy of the item table when that stage starts
+    # (`reset_output_head`): "none": the item table everywhere (tied) | "separate": the prompt stage's loss and
+    # generation score against it, ranking (recall, a FAISS index) against the item table, as the authors' code does |
+    # "serve": ranking scores against it too. Pre-training never reads it
+    output_head: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,8 +135,13 @@ class GPTRec(nn.Module):
         self.ln_f = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self.apply(self._init)
         # NOTE: zeros, made after the random init: a model with the head draws the same random numbers as one
-        # without (same pre-training to the digit); `reset_output_head` fills it when the prompt stage starts
-        self.out_table = nn.Parameter(torch.zeros(cfg.n_items + 1, d)) if cfg.output_head else None
+        # without (same pre-training to the digit); `reset_output_head` fills it when the prompt stage starts, and
+        # until then (pre-training, its checkpoints) `head_filled` is False and the item table serves for it
+        if cfg.output_head not in ("none", "separate", "serve"):
+            raise ValueError(f"output_head must be none, separate or serve, not {cfg.output_head!r}")
+        self.out_table = nn.Parameter(torch.zeros(cfg.n_items + 1, d)) if cfg.output_head != "none" else None
+        if self.out_table is not None:
+            self.register_buffer("head_filled", torch.zeros((), dtype=torch.bool))
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -145,21 +153,28 @@ class GPTRec(nn.Module):
 
     # ------------------------------------------------------------------------------------------ pieces
 
+    def _head(self) -> Tensor | None:
+        return self.out_table if self.out_table is not None and bool(self.head_filled) else None
+
     def item_embeddings(self) -> Tensor:
-        """(n_items + 1, d): the table that scores (and a FAISS index) use; row 0 is padding."""
-        return self.item_emb.weight
+        """(n_items + 1, d): the table that scores (and a FAISS index) use; row 0 is padding. The input embedding
+        table, or the output head once filled with output_head="serve"."""
+        head = self._head() if self.cfg.output_head == "serve" else None
+        return self.item_emb.weight if head is None else head
 
     def output_table(self) -> Tensor:
-        """(n_items + 1, d): the table the prompt stage's loss and its prompt generation score against: the separate
-        output head when the model has one, else the item embedding table."""
-        return self.item_emb.weight if self.out_table is None else self.out_table
+        """(n_items + 1, d): the table the prompt stage's loss and its prompt generation score against: the output
+        head once filled, else the item embedding table."""
+        head = self._head()
+        return self.item_emb.weight if head is None else head
 
     @torch.no_grad()
     def reset_output_head(self) -> None:
-        """Start the separate output head as a copy of the item table (a no-op without one): the prompt stage's
-        first generation and loss are then the tied model's."""
+        """Start the output head as a copy of the item table (a no-op without one): the prompt stage's first
+        generation, loss and ranking are then the tied model's."""
         if self.out_table is not None:
             self.out_table.copy_(self.item_emb.weight)
+            self.head_filled.fill_(True)
 
     def _user_vec(self, users: Tensor | None, B: int) -> Tensor:
         if self.user_emb is None:

@@ -60,7 +60,8 @@ class PromptConfig:
     target: str = "allow"
     # tied: the loss and the generation score against the item embedding table, as ranking does | separate: against
     # an output table of their own (GPTConfig.output_head), a copy of the item table when the stage starts, as the
-    # authors' code does. NOTE: ranking keeps the item table, which this stage's loss then trains only as inputs
+    # authors' code does; NOTE: ranking keeps the item table, which this stage's loss then trains only as inputs |
+    # serve: the same table, and ranking (recall, the service's index) scores against it too
     head: str = "tied"
 
     @classmethod
@@ -91,8 +92,8 @@ class PromptConfig:
         if cfg.target == "avoid" and not (cfg.placement == "last" or (cfg.placement, cfg.seen) == ("all", "prefix")):
             raise ValueError("prompt_target=avoid acts with placement last, or all with prompt_seen=prefix, not "
                              f"{cfg.placement} (seen {cfg.seen})")
-        if cfg.head not in ("tied", "separate"):
-            raise ValueError(f"prompt_head must be tied or separate, not {cfg.head!r}")
+        if cfg.head not in ("tied", "separate", "serve"):
+            raise ValueError(f"prompt_head must be tied, separate or serve, not {cfg.head!r}")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
             raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
                              f"not {cfg.weight!r}")

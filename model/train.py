@@ -120,6 +120,14 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def output_head(cfg: TrainConfig) -> str:
+    """GPTConfig.output_head of a run: what `--set prompt_head` asks for when the run prompt-tunes, else none."""
+    head = cfg.extra.get("prompt_head", "tied")
+    if head not in ("tied", "separate", "serve"):
+        raise ValueError(f"prompt_head must be tied, separate or serve, not {head!r}")
+    return "none" if head == "tied" or "prompt" not in cfg.resolved_stages().split(",") else head
+
+
 def build_model(cfg: TrainConfig, data: SeqData, split: Split):
     if cfg.model not in MODELS:
         raise ValueError(f"--model must be one of {', '.join(MODELS)}, not {cfg.model!r}")
@@ -137,7 +145,7 @@ def build_model(cfg: TrainConfig, data: SeqData, split: Split):
         n_items=data.n_items, n_users=data.n_users, max_len=cfg.max_len, d_model=cfg.d_model,
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, dropout=cfg.dropout,
         user_module=cfg.model == "recgpt" and user_module, user_dropout=cfg.user_dropout, norm_first=cfg.norm_first,
-        output_head="prompt" in cfg.resolved_stages().split(",") and cfg.extra.get("prompt_head") == "separate",
+        output_head=output_head(cfg),
     )
     if cfg.model == "bert4rec":
         return BERT4Rec(gcfg, mask_prob=float(cfg.extra.get("bert_mask_prob", BERT4Rec.mask_prob)))
@@ -231,7 +239,7 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
         if cfg.init:
             try:
                 # a pre-trained run has no output head; the prompt stage starts it from the item table
-                load_checkpoint(Path(cfg.init) / "best.safetensors", model, missing_ok=("out_table",))
+                load_checkpoint(Path(cfg.init) / "best.safetensors", model, missing_ok=("out_table", "head_filled"))
             except RuntimeError as e:  # e.g. --set user_module=true over a run trained without one
                 raise ValueError(f"--init {cfg.init}: its weights do not fit this {cfg.model} model "
                                  f"(extra {cfg.extra}): {str(e).splitlines()[0]}") from None

@@ -318,13 +318,15 @@ def test_a_separate_output_head_starts_as_the_tied_model_and_then_trains_apart_f
     torch.manual_seed(0)
     tied = GPTRec(GPTConfig(n_items=30, n_users=4, d_model=16, n_heads=2, d_ff=32, dropout=0.0))
     torch.manual_seed(0)
-    head = GPTRec(GPTConfig(n_items=30, n_users=4, d_model=16, n_heads=2, d_ff=32, dropout=0.0, output_head=True))
+    head = GPTRec(GPTConfig(n_items=30, n_users=4, d_model=16, n_heads=2, d_ff=32, dropout=0.0, output_head="separate"))
     # the head draws no random numbers: every other weight is the tied model's
     own = head.state_dict()
-    assert all(torch.equal(v, own[k]) for k, v in tied.state_dict().items()) and set(own) - set(tied.state_dict()) \
-        == {"out_table"}
+    assert all(torch.equal(v, own[k]) for k, v in tied.state_dict().items())
+    assert set(own) - set(tied.state_dict()) == {"out_table", "head_filled"}
+    assert head.output_table() is head.item_emb.weight  # not filled yet (pre-training): the item table
     head.reset_output_head()
-    assert torch.equal(head.output_table(), head.item_embeddings()) and head.output_table() is not head.item_emb.weight
+    assert torch.equal(head.output_table(), head.item_embeddings()) and head.output_table() is head.out_table
+    assert head.item_embeddings() is head.item_emb.weight  # "separate": ranking keeps the item table
     sampler = NegativeSampler(30, torch.ones(31), "uniform")
     for cfg in (PromptConfig(length=2), PromptConfig(length=2, placement="all", head="separate")):
         a, b = (torch.manual_seed(1) and prompt_loss(m, BATCH, USERS, cfg, sampler, 1) for m in (tied, head))
@@ -343,3 +345,27 @@ def test_a_separate_output_head_starts_as_the_tied_model_and_then_trains_apart_f
     assert not torch.equal(head.output_table(), head.item_embeddings())
     with pytest.raises(ValueError, match="prompt_head"):
         PromptConfig.from_extra({"prompt_head": "shared"})
+
+
+def test_a_serving_output_head_is_what_ranking_scores_against_once_the_prompt_stage_filled_it():
+    from model.gpt import scores
+    from model.recall import torch_search, two_stage_recall
+
+    torch.manual_seed(0)
+    m = GPTRec(GPTConfig(n_items=30, n_users=4, d_model=16, n_heads=2, d_ff=32, dropout=0.0, output_head="serve"))
+    m.eval()
+    assert m.item_embeddings() is m.item_emb.weight  # pre-training ranks by the item table
+    m.reset_output_head()
+    with torch.no_grad():
+        m.out_table.add_(torch.randn_like(m.out_table))  # as if the prompt stage had trained it
+    assert m.item_embeddings() is m.out_table and m.output_table() is m.out_table
+    h = m.encode(BATCH[:, :-1], USERS)
+    want = (h @ m.out_table.T)[:, 1:].argsort(1, descending=True)[:, :3] + 1  # ranked by the head
+    assert not torch.equal(want, scores(h, m.item_emb.weight)[:, 1:].argsort(1, descending=True)[:, :3] + 1)
+    hist = [r[r > 0].numpy() for r in BATCH[:, :-1]]
+    got = two_stage_recall(m, hist, USERS.numpy(), 3, 0, torch_search(m.item_embeddings()))
+    # the recall leaves the history out; the head's top 3 of this test hold no history item
+    keep = [[i for i in row.tolist() if i not in h_] for row, h_ in zip(want, hist, strict=True)]
+    assert got.items.tolist() == keep
+    with pytest.raises(ValueError, match="output_head"):
+        GPTRec(GPTConfig(n_items=30, output_head="shared"))

@@ -125,7 +125,7 @@ def test_a_two_stage_run_records_its_pretraining_alone_as_a_pretrain_run_scores_
     assert again["epochs"] == both["epochs"]
 
 
-def test_a_separate_output_head_leaves_pretraining_alone_and_init_runs_repeat_it(tmp_path):
+def test_an_output_head_leaves_pretraining_alone_repeats_from_init_and_serves_with_prompt_head_serve(tmp_path):
     """`--set prompt_head=separate`: pre-training is the tied model's to the digit (the head is unused and draws no
     random numbers), the prompt stage trains the head apart from the item table, and `--stages prompt --init` from a
     pre-trained run without a head repeats the prompt stage of `--stages pretrain,prompt`."""
@@ -148,10 +148,32 @@ def test_a_separate_output_head_leaves_pretraining_alone_and_init_runs_repeat_it
     assert pre == [{k: v for k, v in r.items() if k != "wall_s"} for r in rows("pre")]
     prompt = [(r["loss"], r["valid_two_stage"]) for r in both if r["stage"] == "prompt"]
     assert prompt == [(r["loss"], r["valid_two_stage"]) for r in rows("tuned")] and prompt
-    assert json.loads((tmp_path / "both" / "model.json").read_text())["config"]["output_head"] is True
+    assert json.loads((tmp_path / "both" / "model.json").read_text())["config"]["output_head"] == "separate"
     w = load_file(str(tmp_path / "both" / "best.safetensors"))
     assert not torch.equal(w["model.out_table"], w["model.item_emb.weight"])
     assert "model.out_table" not in load_file(str(tmp_path / "pre" / "best.safetensors"))
+    # what `recgpt export` and the service load: the head comes back, and ranking reads the item table
+    from model.io import load_run_model
+
+    served = load_run_model(tmp_path / "both")
+    assert torch.equal(served.output_table(), w["model.out_table"])
+    assert torch.equal(served.item_embeddings(), w["model.item_emb.weight"])
+    # prompt_head=serve: the same start, and the head is what the run is selected, tested and served on
+    serve = run(TrainConfig(model="recgpt", loss="ce", stages="prompt", init=str(tmp_path / "pre"),
+                            out=str(tmp_path / "serve"), extra={**head, "prompt_head": "serve"}, **fast),
+                log=lambda *_: None)
+    first = [r for r in rows("serve")][0]
+    assert first["loss"] == [r for r in both if r["stage"] == "prompt"][0]["loss"]
+    served = load_run_model(tmp_path / "serve")
+    w = load_file(str(tmp_path / "serve" / "best.safetensors"))
+    assert torch.equal(served.item_embeddings(), w["model.out_table"])
+    assert not torch.equal(served.item_embeddings(), served.item_emb.weight)
+    from model.data import leave_one_out, load_dataset
+    from model.evaluate import evaluate
+
+    split = leave_one_out(load_dataset("synthetic"))
+    assert evaluate(served, split.test_hist, split.test_target, split.users)["NDCG@10"] == pytest.approx(
+        serve["test"]["NDCG@10"], abs=1e-9)
 
 
 @pytest.mark.parametrize("want", ["auto", "unknown"])
