@@ -153,7 +153,7 @@ def test_placement_all_prefix_generates_at_each_position_what_that_prefix_alone_
     # make row 0's later item 7 the top score after its first item, so that the two masks must differ there
     table = m.item_embeddings().detach().clone()
     table[7] = 100 * m(inputs, USERS)[0, 2].detach()
-    m.item_embeddings = lambda: table  # scoring only: the forward pass reads item_emb
+    m.output_table = lambda: table  # what generation scores against; the forward pass reads item_emb
     exact = generate_everywhere(m, inputs, USERS, 3, seen="prefix")  # (B, T, 3)
     row = generate_everywhere(m, inputs, USERS, 3, seen="row")
     T = inputs.shape[1]
@@ -257,7 +257,7 @@ def test_prompt_target_avoid_generates_the_best_item_other_than_the_real_next_on
     table = m.item_embeddings().detach().clone()
     h = m(inputs, USERS)[:, -1].detach()  # (B, d)
     table[9], table[12] = 100 * h[0], 100 * h[1]
-    m.item_embeddings = lambda: table
+    m.output_table = lambda: table
     allow = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2), 100)[3]
     avoid = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2, target="avoid"), 100)[3]
     assert allow[:, 0].tolist() == [9, 12]  # left alone, the prompt names the target
@@ -290,7 +290,7 @@ def test_prompt_target_avoid_generates_the_best_item_other_than_the_real_next_on
 def test_prompt_generation_sample_draws_each_item_from_the_softmax_over_the_items_not_in_the_row():
     m = _model()
     table = 30 * m.item_embeddings().detach()  # sharper scores, so that the softmax is far from uniform
-    m.item_embeddings = lambda: table  # scoring only: the forward pass reads item_emb
+    m.output_table = lambda: table  # what generation scores against; the forward pass reads item_emb
     inputs = BATCH[:1, :-1].expand(4000, -1)  # one row, drawn 4000 times
     users = USERS[:1].expand(4000)
     h = m(inputs[:1], users[:1])[0, -1].detach()  # (d,)
