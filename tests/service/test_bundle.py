@@ -68,3 +68,32 @@ def test_cli_export_and_build_index(run_dir: Path, tmp_path: Path) -> None:
     assert m2["files"]["items.faiss"] != m["files"]["items.faiss"]
     assert load_bundle(out).index.kind == "hnsw"
     assert main(["export", str(tmp_path / "nope"), str(tmp_path / "x")]) == 2
+
+
+def test_a_run_that_ranks_by_its_output_head_serves_the_heads_ranking(run_dir: Path, tmp_path: Path) -> None:
+    """`--set prompt_head=serve`: the exported index holds the head, and the bundle's two-stage lists are the
+    offline recall's (torch top-k against the head), not the item table's."""
+    import numpy as np
+    import torch
+
+    from model.data import leave_one_out, load_dataset
+    from model.recall import torch_search, two_stage_recall
+    from model.train import TrainConfig, run
+    from service.bundle import export_bundle
+
+    out = tmp_path / "serve"
+    run(TrainConfig(data="synthetic", model="recgpt", loss="ce", stages="prompt", init=str(run_dir), epochs=1,
+                    lr=3e-3, batch_size=64, dropout=0.2, d_model=32, out=str(out),
+                    extra={"prompt_head": "serve"}), log=lambda *a: None)
+    export_bundle(out, tmp_path / "b", index_kind="flat", version="h")
+    b = load_bundle(tmp_path / "b")
+    head = load_file(str(out / "best.safetensors"))["model.out_table"]
+    assert np.array_equal(b.item_table(), head.numpy())
+    assert not torch.equal(b.model.item_emb.weight, head)
+    split = leave_one_out(load_dataset("synthetic"))
+    hist, users = split.test_hist[:50], split.users[:50]
+    served = two_stage_recall(b.model, hist, users, 8, 2, b.index.search, append=1)
+    offline = two_stage_recall(b.model, hist, users, 8, 2, torch_search(head), append=1)
+    assert np.array_equal(served.items, offline.items)
+    by_items = two_stage_recall(b.model, hist, users, 8, 2, torch_search(b.model.item_emb.weight), append=1)
+    assert not np.array_equal(served.items, by_items.items)
