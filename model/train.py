@@ -32,6 +32,7 @@ from .evaluate import evaluate
 from .gpt import GPTConfig, GPTRec
 from .io import model_spec
 from .plots import plot_curves
+from .prompt import PromptConfig
 from .runenv import run_environment
 from .soup import greedy_soup, keep_epoch, mix_with_start
 from .stages import (
@@ -122,10 +123,10 @@ def resolve_device(name: str) -> torch.device:
 
 def output_head(cfg: TrainConfig) -> str:
     """GPTConfig.output_head of a run: what `--set prompt_head` asks for when the run prompt-tunes, else none."""
-    head = cfg.extra.get("prompt_head", "tied")
-    if head not in ("tied", "separate", "serve"):
-        raise ValueError(f"prompt_head must be tied, separate or serve, not {head!r}")
-    return "none" if head == "tied" or "prompt" not in cfg.resolved_stages().split(",") else head
+    if "prompt" not in cfg.resolved_stages().split(","):
+        return "none"
+    head = PromptConfig.from_extra(cfg.extra).head  # checked there
+    return "none" if head == "tied" else head
 
 
 def build_model(cfg: TrainConfig, data: SeqData, split: Split):
