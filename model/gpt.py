@@ -119,6 +119,8 @@ class GPTRec(nn.Module):
     """GPT decoder over item tokens; `user_module` adds a per-user vector to every input position."""
 
     kind = "gpt"
+    # state_dict entries of the output head, which a pre-trained checkpoint lacks (the prompt stage fills them)
+    head_keys: tuple[str, ...] = ("out_table", "head_filled")
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()

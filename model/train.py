@@ -240,7 +240,7 @@ def _run(cfg: TrainConfig, resume: bool, log) -> dict:
         if cfg.init:
             try:
                 # a pre-trained run has no output head; the prompt stage starts it from the item table
-                load_checkpoint(Path(cfg.init) / "best.safetensors", model, missing_ok=("out_table", "head_filled"))
+                load_checkpoint(Path(cfg.init) / "best.safetensors", model, missing_ok=getattr(model, "head_keys", ()))
             except RuntimeError as e:  # e.g. --set user_module=true over a run trained without one
                 raise ValueError(f"--init {cfg.init}: its weights do not fit this {cfg.model} model "
                                  f"(extra {cfg.extra}): {str(e).splitlines()[0]}") from None
