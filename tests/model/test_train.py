@@ -13,7 +13,7 @@ import torch
 from model import stages
 from model.prompt import PromptConfig
 from model.stages import DATA_PROMPT_DEFAULTS, EXTRA_KEYS, apply_data_defaults, check_extra, recall_options
-from model.train import TrainConfig, resolve_device, run
+from model.train import TrainConfig, output_head, resolve_device, run
 
 FAST = dict(data="synthetic", epochs=6, patience=6, dropout=0.2, lr=3e-3, batch_size=64, d_model=32)
 
@@ -332,10 +332,11 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     told = TrainConfig(data="yelp", model="sasrec", stages="prompt", extra={"prompt_length": 1})
     assert apply_data_defaults(told) == {}
     assert told.extra == {"prompt_length": 1}  # --set wins
-    for name in ("beauty", "Sports"):
-        weighted = TrainConfig(data=name, model="recgpt", stages="prompt")
-        apply_data_defaults(weighted)
-        assert weighted.extra == {"prompt_weight": 3}
+    sports = TrainConfig(data="Sports", model="recgpt", stages="prompt")
+    assert apply_data_defaults(sports) == {"prompt_weight": 3}
+    beauty = TrainConfig(data="beauty", model="recgpt", stages="prompt")
+    assert apply_data_defaults(beauty) == {"prompt_weight": 3, "prompt_head": "serve"}
+    assert output_head(beauty) == "serve"  # the model is built with the head it ranks by
     toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
     assert apply_data_defaults(toys) == {"prompt_placement": "all", "prompt_seen": "prefix"}
     last = TrainConfig(data="toys", model="recgpt", stages="prompt", extra={"prompt_placement": "last"})
@@ -348,7 +349,7 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
             assert getattr(PromptConfig.from_extra(defaults), field) == val != getattr(PromptConfig(), field), name
     bce = TrainConfig(data="beauty", model="recgpt", stages="prompt", extra={"prompt_loss": "bce"})
     apply_data_defaults(bce)
-    assert bce.extra == {"prompt_loss": "bce"}  # the weight is for full CE only: left out, not an error
+    assert bce.extra == {"prompt_loss": "bce", "prompt_head": "serve"}  # the weight is for full CE only: left out
     for cfg in (TrainConfig(data="yelp", model="sasrec", stages="pretrain"),  # no prompt stage
                 TrainConfig(data="synthetic", model="recgpt", stages="pretrain,prompt")):  # no entry: the defaults
         apply_data_defaults(cfg)
