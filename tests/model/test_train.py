@@ -128,7 +128,8 @@ def test_a_two_stage_run_records_its_pretraining_alone_as_a_pretrain_run_scores_
 def test_an_output_head_leaves_pretraining_alone_repeats_from_init_and_serves_with_prompt_head_serve(tmp_path):
     """`--set prompt_head=separate`: pre-training is the tied model's to the digit (the head is unused and draws no
     random numbers), the prompt stage trains the head apart from the item table, and `--stages prompt --init` from a
-    pre-trained run without a head repeats the prompt stage of `--stages pretrain,prompt`."""
+    pre-trained run without a head repeats the prompt stage of `--stages pretrain,prompt`. `--set prompt_head=serve`
+    trains the same first epoch, and the run is tested and exported on the head's ranking."""
     from safetensors.torch import load_file
 
     fast = {**FAST, "epochs": 3, "patience": 3}
@@ -162,7 +163,7 @@ def test_an_output_head_leaves_pretraining_alone_repeats_from_init_and_serves_wi
     serve = run(TrainConfig(model="recgpt", loss="ce", stages="prompt", init=str(tmp_path / "pre"),
                             out=str(tmp_path / "serve"), extra={**head, "prompt_head": "serve"}, **fast),
                 log=lambda *_: None)
-    first = [r for r in rows("serve")][0]
+    first = rows("serve")[0]
     assert first["loss"] == [r for r in both if r["stage"] == "prompt"][0]["loss"]
     served = load_run_model(tmp_path / "serve")
     w = load_file(str(tmp_path / "serve" / "best.safetensors"))
