@@ -58,7 +58,8 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # the tied table on validation on four of seeds 1-5 (sessions 59-60, what each run was selected on, over its SASRec:
 # +3.5%, +2.8%, +3.0%, +3.5%, +2.2% against +2.2%, +3.2%, +2.5%, +2.6%, +0.8%; prompt weight 3 in both; +0.8 points on
 # average), and on test by +1.0 points (+2.8% against +1.8%, docs/results/targets.md). Not run on the other data sets'
-# five seeds: the tied table there.
+# five seeds: the tied table there. On Toys' seeds 2 and 4 (session 61) it was ahead by more (validation +6.7%, +6.5%
+# against +3.9%, +4.4%; test +4.9%, +5.4% against +1.9%, +2.2%); seeds 1, 3 and 5 are not run yet.
 # `recgpt train` fills them in where `--set` leaves the key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
     "beauty": {"prompt_weight": 3, "prompt_head": "serve"}, "sports": {"prompt_weight": 3},
