@@ -57,13 +57,14 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # On Beauty, prompt_head=serve (the prompt stage trains an output table of its own and ranking uses it) was above
 # the tied table on validation on four of seeds 1-5 (sessions 59-60, what each run was selected on, over its SASRec:
 # +3.5%, +2.8%, +3.0%, +3.5%, +2.2% against +2.2%, +3.2%, +2.5%, +2.6%, +0.8%; prompt weight 3 in both; +0.8 points on
-# average), and on test by +1.0 points (+2.8% against +1.8%, docs/results/targets.md). Not run on the other data sets'
-# five seeds: the tied table there. On Toys' seeds 2 and 4 (session 61) it was ahead by more (validation +6.7%, +6.5%
-# against +3.9%, +4.4%; test +4.9%, +5.4% against +1.9%, +2.2%); seeds 1, 3 and 5 are not run yet.
+# average), and on test by +1.0 points (+2.8% against +1.8%, docs/results/targets.md). On Toys (placement all with
+# prompt_seen=prefix in both) it was above the tied table on validation on all of seeds 1-5 (sessions 61-62: +5.1%,
+# +6.7%, +5.0%, +6.5%, +4.5% against +2.5%, +3.9%, +3.7%, +4.4%, +2.8%; +2.1 points on average) and on test by +2.2
+# points (+5.3% against +3.2%, 5 of 5 pairs at +3%, targets.md #62). Sports and Yelp keep the tied table: not run there.
 # `recgpt train` fills them in where `--set` leaves the key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
     "beauty": {"prompt_weight": 3, "prompt_head": "serve"}, "sports": {"prompt_weight": 3},
-    "toys": {"prompt_placement": "all", "prompt_seen": "prefix"}, "yelp": {"prompt_length": 3}}
+    "toys": {"prompt_placement": "all", "prompt_seen": "prefix", "prompt_head": "serve"}, "yelp": {"prompt_length": 3}}
 # every option a run reads off `--set` (TrainConfig.extra). NOTE: a key not here is an error (check_extra): a misspelt
 # `--set prompt_placment=all` once trained the default placement without a word
 EXTRA_KEYS = frozenset({f"prompt_{name}" for name in PromptConfig.__dataclass_fields__} | {

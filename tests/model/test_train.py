@@ -339,9 +339,10 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     assert apply_data_defaults(beauty) == {"prompt_weight": 3, "prompt_head": "serve"}
     assert output_head(beauty) == "serve"  # the model is built with the head it ranks by
     toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
-    assert apply_data_defaults(toys) == {"prompt_placement": "all", "prompt_seen": "prefix"}
+    assert apply_data_defaults(toys) == {"prompt_placement": "all", "prompt_seen": "prefix", "prompt_head": "serve"}
     last = TrainConfig(data="toys", model="recgpt", stages="prompt", extra={"prompt_placement": "last"})
-    assert apply_data_defaults(last) == {}  # prompt_seen acts with placement all only: left out, not an error
+    # prompt_seen acts with placement all only: left out, not an error; the head is taken
+    assert apply_data_defaults(last) == {"prompt_head": "serve"}
     # NOTE: PromptConfig.from_extra skips keys that are not its fields: a misspelt default would do nothing unseen
     assert {key for defaults in DATA_PROMPT_DEFAULTS.values() for key in defaults} <= EXTRA_KEYS
     for name, defaults in DATA_PROMPT_DEFAULTS.items():
