@@ -340,6 +340,7 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     assert output_head(beauty) == "serve"  # the model is built with the head it ranks by
     toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
     assert apply_data_defaults(toys) == {"prompt_placement": "all", "prompt_seen": "prefix", "prompt_head": "serve"}
+    assert output_head(toys) == "serve"
     last = TrainConfig(data="toys", model="recgpt", stages="prompt", extra={"prompt_placement": "last"})
     # prompt_seen acts with placement all only: left out, not an error; the head is taken
     assert apply_data_defaults(last) == {"prompt_head": "serve"}
