@@ -60,7 +60,8 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # average), and on test by +1.0 points (+2.8% against +1.8%, docs/results/targets.md). On Toys (placement all with
 # prompt_seen=prefix in both) it was above the tied table on validation on all of seeds 1-5 (sessions 61-62: +5.1%,
 # +6.7%, +5.0%, +6.5%, +4.5% against +2.5%, +3.9%, +3.7%, +4.4%, +2.8%; +2.1 points on average) and on test by +2.2
-# points (+5.3% against +3.2%, 5 of 5 pairs at +3%, targets.md #62). Sports and Yelp keep the tied table: not run there.
+# points (+5.3% against +3.2%, 5 of 5 pairs at +3%, targets.md #62). Sports keeps the tied table (run on seed 5 only,
+# session 60: behind on validation, +1.3% against +2.4%; level on test), and Yelp too (not run there).
 # `recgpt train` fills them in where `--set` leaves the key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
     "beauty": {"prompt_weight": 3, "prompt_head": "serve"}, "sports": {"prompt_weight": 3},
