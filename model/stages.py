@@ -35,33 +35,9 @@ DEFAULT_PRETRAIN_SOUP = 5
 MIX_ALPHAS = (0.9, 0.8, 0.7, 0.6, 0.5)
 DEFAULT_MIX_START = False
 DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is TrainConfig.lr)
-# NOTE: prompt options that validation picks over the defaults on a named data set, on each of three seeds
-# (docs/results/options.md, "Validation NDCG@10", over each run's SASRec): on Yelp, prompt length 3 was +3.3%, +2.6%
-# and +0.9% where length 1 was +0.8%, +0.4% and -1.2% (test over seeds 1-5, session 43: +4.1%, 4 of 5 pairs at
-# +3%); on Beauty, prompt weight 3 was +2.2%, +3.0% and +2.5% where weight 1 was +1.8%, +1.7% and +1.5% (test: both
-# +2.0% on average, sessions 35 and 37, docs/results/targets.md; over seeds 1-5, session 42: both +1.8%);
-# on Sports, weight 3 was +2.3%, +2.7% and +2.2% where weight 1 was +2.2%, +1.7% and +1.0% (test +3.4% on average;
-# +3.0% over five seeds, session 41);
-# on Toys, placement "all" (prompts between adjacent items) was +2.3%, +3.8% and +3.3% where "last" was +1.8%, +2.0%
-# and +0.9% (session 39), and again on seeds 4 and 5 (session 40: +4.4% and +2.9% against +2.7% and +2.3%).
-# NOTE: on Toys' test it is not better: over seeds 1-5 +2.2% on average against +2.8% for "last"
-# (docs/results/targets.md), and its prompt-stage epoch is slower (about 120 s against 45-75 s, one thread); the
-# rule is validation, so it is the default. Option by option (options.md, "Does validation pick what test confirms?"),
-# validation leads of about a point over the default did not carry to test on Beauty and Toys; Yelp's (+2.2) did.
-# On Toys, prompt_seen=prefix (each prompt of placement "all" skips only its own prefix's items, not the window's)
-# ties the row mask on validation over seeds 2-5 from the same SASRec (+0.1 points on average: +0.1, +0.4, 0.0,
-# -0.1) and is above it on test on all four (+1.1, +1.0, +1.6, +1.0 points; session 44): validation does not choose
-# here, so the default is the exact mask: each prompt is what that prefix alone generates, no later item hidden.
-# Seed 1, trained after the choice beside a row-mask re-run from the same SASRec (session 45): level on both
-# (validation +0.1, test -0.0 points).
-# On Beauty, prompt_head=serve (the prompt stage trains an output table of its own and ranking uses it) was above
-# the tied table on validation on four of seeds 1-5 (sessions 59-60, what each run was selected on, over its SASRec:
-# +3.5%, +2.8%, +3.0%, +3.5%, +2.2% against +2.2%, +3.2%, +2.5%, +2.6%, +0.8%; prompt weight 3 in both; +0.8 points on
-# average), and on test by +1.0 points (+2.8% against +1.8%, docs/results/targets.md). On Toys (placement all with
-# prompt_seen=prefix in both) it was above the tied table on validation on all of seeds 1-5 (sessions 61-62: +5.1%,
-# +6.7%, +5.0%, +6.5%, +4.5% against +2.5%, +3.9%, +3.7%, +4.4%, +2.8%; +2.1 points on average) and on test by +2.2
-# points (+5.3% against +3.2%, 5 of 5 pairs at +3%, targets.md #62). Sports keeps the tied table (run on seed 5 only,
-# session 60: behind on validation, +1.3% against +2.4%; level on test), and Yelp too (not run there).
+# prompt options that validation picked over the global defaults on a named data set, on at least three seeds.
+# NOTE: the rule is validation even where test disagrees (Toys' placement "all" is not better on test); the per-seed
+# figures behind each entry live in one place, docs/offline.md "Per-data-set defaults": add a new entry's there.
 # `recgpt train` fills them in where `--set` leaves the key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
     "beauty": {"prompt_weight": 3, "prompt_head": "serve"}, "sports": {"prompt_weight": 3},
