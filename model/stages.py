@@ -45,8 +45,8 @@ DATA_PROMPT_DEFAULTS: dict[str, dict] = {
 # every option a run reads off `--set` (TrainConfig.extra). NOTE: a key not here is an error (check_extra): a misspelt
 # `--set prompt_placment=all` once trained the default placement without a word
 EXTRA_KEYS = frozenset({f"prompt_{name}" for name in PromptConfig.__dataclass_fields__} | {
-    "prompt_lr", "soup", "mix_start", "pretrain_soup", "two_stage_splits", "two_stage_append", "infer_user",
-    "infer_user_margin", "user_module", "pop_counts", "bert_mask_prob"})
+    "prompt_lr", "prompt_head_lr", "soup", "mix_start", "pretrain_soup", "two_stage_splits", "two_stage_append",
+    "infer_user", "infer_user_margin", "user_module", "pop_counts", "bert_mask_prob"})
 
 
 def check_extra(extra: dict) -> None:
@@ -251,6 +251,7 @@ class Stage:
     mix: tuple[float, ...] = ()  # not empty: the stage ends by mixing its result with its start (model/soup.py)
     # called once when the stage starts afresh (not on --resume), before its seed is set
     on_start: Callable[[], None] | None = None
+    head_lr: float | None = None  # not None: the output head's own learning rate (the rest trains at `lr`)
 
 
 def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
@@ -299,10 +300,15 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
             cache = PromptCache(pcfg) if pcfg.regenerate == "epoch" and pcfg.length > 0 else None
             refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
             lr = float(cfg.extra.get("prompt_lr", DEFAULT_PROMPT_LR))
+            head_lr = cfg.extra.get("prompt_head_lr")
+            if head_lr is not None and pcfg.head == "tied":
+                raise ValueError("prompt_head_lr is the output head's learning rate: it needs prompt_head=separate "
+                                 "or serve (the tied model has no head apart from the item table)")
             stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
                 model, b, u, pcfg, sampler, cfg.n_neg, cache), lr, as_served(two_stage), refresh,
                 soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
-                mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START)), on_start=model.reset_output_head))
+                mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START)), on_start=model.reset_output_head,
+                head_lr=None if head_lr is None else float(head_lr)))
         else:
             raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
     return stages

@@ -307,8 +307,11 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
     lengths = (windows > 0).sum(1).numpy()
     device = model.item_embeddings().device
     windows, users = windows.to(device), users.to(device)  # (U', L + 1), (U',): small, kept on the device
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage.lr,
-                           weight_decay=cfg.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    head = getattr(model, "out_table", None)
+    if stage.head_lr is not None and head is not None:  # two groups: the output head at its own rate
+        params = [{"params": [p for p in params if p is not head]}, {"params": [head], "lr": stage.head_lr}]
+    opt = torch.optim.Adam(params, lr=stage.lr, weight_decay=cfg.weight_decay)
     best_path, last_path = out / f"{stage.name}.best.safetensors", out / f"{stage.name}.last.safetensors"
     metrics_path = out / "metrics.jsonl"
     old = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.exists() else []

@@ -177,6 +177,28 @@ def test_an_output_head_leaves_pretraining_alone_repeats_from_init_and_serves_wi
         serve["test"]["NDCG@10"], abs=1e-9)
 
 
+def test_prompt_head_lr_trains_the_output_head_at_its_own_rate(tmp_path):
+    """`--set prompt_head_lr=0` with `prompt_head=serve`: the head keeps the pre-trained item table it was copied from
+    (through every epoch, the soup and the mix), while the rest of the model trains at prompt_lr; without a head the
+    option is refused."""
+    from safetensors.torch import load_file
+
+    fast = {**FAST, "epochs": 2, "patience": 2}
+    run(TrainConfig(model="recgpt", loss="ce", stages="pretrain", out=str(tmp_path / "pre"),
+                    extra={"user_module": False}, **fast), log=lambda *_: None)
+    head = {"user_module": False, "prompt_head": "serve", "prompt_head_lr": 0.0, "mix_start": True}
+    run(TrainConfig(model="recgpt", loss="ce", stages="prompt", init=str(tmp_path / "pre"), out=str(tmp_path / "t"),
+                    extra=head, **fast), log=lambda *_: None)
+    pre = load_file(str(tmp_path / "pre" / "best.safetensors"))["model.item_emb.weight"]
+    tuned = load_file(str(tmp_path / "t" / "best.safetensors"))
+    assert torch.equal(tuned["model.out_table"], pre)
+    assert not torch.allclose(tuned["model.item_emb.weight"], pre)  # the item table trained
+    with pytest.raises(ValueError, match="prompt_head_lr.*separate or serve"):
+        run(TrainConfig(model="recgpt", loss="ce", stages="prompt", init=str(tmp_path / "pre"),
+                        out=str(tmp_path / "tied"), extra={"user_module": False, "prompt_head_lr": 1e-4}, **fast),
+            log=lambda *_: None)
+
+
 @pytest.mark.parametrize("want", ["auto", "unknown"])
 def test_a_user_module_run_selects_its_epochs_on_the_vector_it_serves(want, tmp_path):
     """Epochs, soups and early stopping of a model with a user module follow the validation of the vector it would
