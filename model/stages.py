@@ -40,7 +40,7 @@ DEFAULT_PROMPT_LR = 5e-4  # prompt-tuning's learning rate (pre-training's is Tra
 # figures behind each entry live in one place, docs/offline.md "Per-data-set defaults": add a new entry's there.
 # `recgpt train` fills them in where `--set` leaves the key (apply_data_defaults); config.json records the value used.
 DATA_PROMPT_DEFAULTS: dict[str, dict] = {
-    "beauty": {"prompt_weight": 3, "prompt_head": "serve"}, "sports": {"prompt_weight": 3},
+    "beauty": {"prompt_weight": 3, "prompt_head": "serve", "prompt_head_lr": 2.5e-4}, "sports": {"prompt_weight": 3},
     "toys": {"prompt_placement": "all", "prompt_seen": "prefix", "prompt_head": "serve"}, "yelp": {"prompt_length": 3}}
 # every option a run reads off `--set` (TrainConfig.extra). NOTE: a key not here is an error (check_extra): a misspelt
 # `--set prompt_placment=all` once trained the default placement without a word
@@ -127,8 +127,10 @@ def apply_data_defaults(cfg: TrainConfig) -> dict:
         if key in cfg.extra:
             continue
         try:  # NOTE: a default that does not fit what --set chose is left out (prompt_weight with prompt_loss=bce)
-            PromptConfig.from_extra({**cfg.extra, key: val})
+            head = PromptConfig.from_extra({**cfg.extra, key: val}).head
         except ValueError:
+            continue
+        if key == "prompt_head_lr" and head == "tied":  # the head's rate with --set prompt_head=tied: no head
             continue
         cfg.extra[key] = taken[key] = val
     return taken

@@ -358,8 +358,10 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     sports = TrainConfig(data="Sports", model="recgpt", stages="prompt")
     assert apply_data_defaults(sports) == {"prompt_weight": 3}
     beauty = TrainConfig(data="beauty", model="recgpt", stages="prompt")
-    assert apply_data_defaults(beauty) == {"prompt_weight": 3, "prompt_head": "serve"}
+    assert apply_data_defaults(beauty) == {"prompt_weight": 3, "prompt_head": "serve", "prompt_head_lr": 2.5e-4}
     assert output_head(beauty) == "serve"  # the model is built with the head it ranks by
+    tied = TrainConfig(data="beauty", model="recgpt", stages="prompt", extra={"prompt_head": "tied"})
+    assert apply_data_defaults(tied) == {"prompt_weight": 3}  # no head, so no head rate (it would be refused)
     toys = TrainConfig(data="toys", model="recgpt", stages="prompt")
     assert apply_data_defaults(toys) == {"prompt_placement": "all", "prompt_seen": "prefix", "prompt_head": "serve"}
     assert output_head(toys) == "serve"
@@ -370,11 +372,15 @@ def test_a_named_data_set_takes_its_prompt_defaults_where_set_is_silent():
     assert {key for defaults in DATA_PROMPT_DEFAULTS.values() for key in defaults} <= EXTRA_KEYS
     for name, defaults in DATA_PROMPT_DEFAULTS.items():
         for key, val in defaults.items():
+            if key == "prompt_head_lr":  # a stage setting, not a PromptConfig field: the global default is None
+                assert defaults["prompt_head"] != "tied" and val > 0, name
+                continue
             field = key.removeprefix("prompt_")
             assert getattr(PromptConfig.from_extra(defaults), field) == val != getattr(PromptConfig(), field), name
     bce = TrainConfig(data="beauty", model="recgpt", stages="prompt", extra={"prompt_loss": "bce"})
     apply_data_defaults(bce)
-    assert bce.extra == {"prompt_loss": "bce", "prompt_head": "serve"}  # the weight is for full CE only: left out
+    # the weight is for full CE only: left out
+    assert bce.extra == {"prompt_loss": "bce", "prompt_head": "serve", "prompt_head_lr": 2.5e-4}
     for cfg in (TrainConfig(data="yelp", model="sasrec", stages="pretrain"),  # no prompt stage
                 TrainConfig(data="synthetic", model="recgpt", stages="pretrain,prompt")):  # no entry: the defaults
         apply_data_defaults(cfg)
