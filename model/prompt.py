@@ -94,6 +94,11 @@ class PromptConfig:
                              f"{cfg.placement} (seen {cfg.seen})")
         if cfg.head not in ("tied", "separate", "serve"):
             raise ValueError(f"prompt_head must be tied, separate or serve, not {cfg.head!r}")
+        # NOTE: prompt_head_lr is a stage setting, not a field, but whether it fits is decided here with the rest, so
+        # that a data set's default rate is left out (apply_data_defaults) where --set prompt_head=tied has no head
+        if extra.get("prompt_head_lr") is not None and cfg.head == "tied":
+            raise ValueError("prompt_head_lr is the output head's learning rate: it needs prompt_head=separate "
+                             "or serve (the tied model has no head apart from the item table)")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
             raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
                              f"not {cfg.weight!r}")

@@ -127,10 +127,8 @@ def apply_data_defaults(cfg: TrainConfig) -> dict:
         if key in cfg.extra:
             continue
         try:  # NOTE: a default that does not fit what --set chose is left out (prompt_weight with prompt_loss=bce)
-            head = PromptConfig.from_extra({**cfg.extra, key: val}).head
+            PromptConfig.from_extra({**cfg.extra, key: val})
         except ValueError:
-            continue
-        if key == "prompt_head_lr" and head == "tied":  # the head's rate with --set prompt_head=tied: no head
             continue
         cfg.extra[key] = taken[key] = val
     return taken
@@ -302,10 +300,7 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
             cache = PromptCache(pcfg) if pcfg.regenerate == "epoch" and pcfg.length > 0 else None
             refresh = (lambda w, u, cache=cache: cache.refresh(model, w, u, cfg.eval_batch)) if cache else None
             lr = float(cfg.extra.get("prompt_lr", DEFAULT_PROMPT_LR))
-            head_lr = cfg.extra.get("prompt_head_lr")
-            if head_lr is not None and pcfg.head == "tied":
-                raise ValueError("prompt_head_lr is the output head's learning rate: it needs prompt_head=separate "
-                                 "or serve (the tied model has no head apart from the item table)")
+            head_lr = cfg.extra.get("prompt_head_lr")  # refused without a head (PromptConfig.from_extra)
             stages.append(Stage("prompt", lambda b, u, pcfg=pcfg, cache=cache: prompt_loss(
                 model, b, u, pcfg, sampler, cfg.n_neg, cache), lr, as_served(two_stage), refresh,
                 soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
