@@ -170,6 +170,15 @@ class GPTRec(nn.Module):
         head = self._head()
         return self.item_emb.weight if head is None else head
 
+    def set_dropout(self, p: float) -> None:
+        """Every dropout rate of the blocks and the embeddings to p (the user module's is its own: user_dropout);
+        cfg.dropout keeps the rate the model was built with."""
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = p
+            elif isinstance(m, CausalSelfAttention):
+                m.dropout = p
+
     @torch.no_grad()
     def reset_output_head(self) -> None:
         """Start the output head as a copy of the item table (a no-op without one): the prompt stage's first

@@ -66,11 +66,14 @@ def sampled_softmax_loss(h: Tensor, targets: Tensor, table: Tensor, negatives: T
 
 
 def ce_loss(h: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None = None,
-            exclude: Tensor | None = None) -> Tensor:
+            exclude: Tensor | None = None, smoothing: float = 0.0) -> Tensor:
     """Full-softmax cross-entropy over all items (negative log-likelihood of the real next item); with
     weights (P,), their weighted mean over positions. exclude (P, E): item ids (0: none) left out of each
     position's softmax; a position whose target is one of them has no loss. NOTE: the mean is over what is left,
-    so a caller must leave some position (prompt_loss does: its real positions exclude nothing)."""
+    so a caller must leave some position (prompt_loss does: its real positions exclude nothing). smoothing: label
+    smoothing over all items (without exclude: an excluded item's -inf logit would make it infinite)."""
+    if smoothing and exclude is not None:
+        raise ValueError("label smoothing and excluded items do not go together")
     if exclude is None:
         logits = h @ table[1:].T  # (P, n_items): padding row 0 left out, so class c is item c + 1
     else:
@@ -80,8 +83,9 @@ def ce_loss(h: Tensor, targets: Tensor, table: Tensor, weights: Tensor | None = 
         # NOTE: scattered over all V + 1 columns so that exclude's padding 0 lands on the padding column, then cut
         logits = (h @ table.T).scatter(1, exclude, -torch.inf)[:, 1:]  # (P', n_items)
     if weights is None:
-        return F.cross_entropy(logits, targets - 1)
-    return (F.cross_entropy(logits, targets - 1, reduction="none") * weights).sum() / weights.sum()
+        return F.cross_entropy(logits, targets - 1, label_smoothing=smoothing)
+    per = F.cross_entropy(logits, targets - 1, reduction="none", label_smoothing=smoothing)  # (P,)
+    return (per * weights).sum() / weights.sum()
 
 
 def unlikelihood_loss(h: Tensor, items: Tensor, table: Tensor) -> Tensor:

@@ -63,6 +63,13 @@ class PromptConfig:
     # authors' code does; NOTE: ranking keeps the item table, which this stage's loss then trains only as inputs |
     # serve: the same table, and ranking (recall, the service's index) scores against it too
     head: str = "tied"
+    # the dropout rate while prompt-tuning (every dropout of the model: embeddings, attention, residual; the user
+    # module's keeps its own); None: the pre-trained model's. NOTE: set when the stage starts, not when it is built, so
+    # that the pre-training of `--stages pretrain,prompt` keeps its own rate
+    dropout: float | None = None
+    # label smoothing of the full cross-entropy (loss ce): this share of each position's target mass is spread evenly
+    # over all items
+    smoothing: float = 0.0
 
     @classmethod
     def from_extra(cls, extra: dict) -> PromptConfig:
@@ -99,10 +106,23 @@ class PromptConfig:
         if extra.get("prompt_head_lr") is not None and cfg.head == "tied":
             raise ValueError("prompt_head_lr is the output head's learning rate: it needs prompt_head=separate "
                              "or serve (the tied model has no head apart from the item table)")
+        if cfg.dropout is not None and not (isinstance(cfg.dropout, (int, float)) and 0 <= cfg.dropout < 1):
+            raise ValueError(f"prompt_dropout must be a rate in [0, 1), not {cfg.dropout!r}")
+        if not 0 <= cfg.smoothing < 1 or (cfg.smoothing > 0 and (cfg.loss != "ce" or cfg.exclude != "none")):
+            raise ValueError(f"prompt_smoothing must be in [0, 1), and above 0 only with prompt_loss=ce and "
+                             f"prompt_exclude=none, not {cfg.smoothing!r} ({cfg.loss}, exclude {cfg.exclude})")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
             raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
                              f"not {cfg.weight!r}")
         return cfg
+
+
+def start_prompt_stage(model: GPTRec, cfg: PromptConfig) -> None:
+    """What the prompt stage changes in the model when it starts (afresh or on resume, before its optimizer is
+    made): the parameters it leaves alone and its dropout rate."""
+    freeze(model, cfg.freeze)
+    if cfg.dropout is not None:
+        model.set_dropout(float(cfg.dropout))
 
 
 def freeze(model: GPTRec, how: str) -> None:
@@ -297,7 +317,7 @@ def prompt_loss(
     if cfg.loss == "ce":
         w = None if cfg.weight == 1 else torch.where(seg[sel] == 1, cfg.weight, 1.0)  # (P,)
         ex = None if cfg.exclude == "none" else excluded_items(x, seg, cfg.exclude)[sel]  # (P, W)
-        loss = ce_loss(hs, ts, table, weights=w, exclude=ex)
+        loss = ce_loss(hs, ts, table, weights=w, exclude=ex, smoothing=cfg.smoothing)
     elif cfg.loss == "bce":
         row = torch.arange(len(x), device=x.device)[:, None].expand_as(y)[sel]
         loss = bce_loss(hs, ts, table, sampler.draw_excluding((len(ts), max(1, n_neg)), batch[row]))

@@ -16,7 +16,7 @@ from .checkpoint import load_checkpoint
 from .data import Split
 from .evaluate import evaluate
 from .losses import NegativeSampler, bce_loss, ce_loss, sampled_softmax_loss
-from .prompt import PromptCache, PromptConfig, freeze, prompt_loss
+from .prompt import PromptCache, PromptConfig, prompt_loss, start_prompt_stage
 from .recall import DEFAULT_SPLITS, evaluate_recall, parse_append
 from .user_module import INFER_USER_MARGIN, pick_infer_user
 
@@ -252,6 +252,10 @@ class Stage:
     # called once when the stage starts afresh (not on --resume), before its seed is set
     on_start: Callable[[], None] | None = None
     head_lr: float | None = None  # not None: the output head's own learning rate (the rest trains at `lr`)
+    # called when the stage begins, afresh or on --resume, before its optimizer is made (what it freezes, its
+    # dropout). NOTE: not when the stages are made: freezing there froze the item table of `--stages
+    # pretrain,prompt --set prompt_freeze=item_emb` through pre-training too
+    prepare: Callable[[], None] | None = None
 
 
 def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> list[Stage]:
@@ -288,7 +292,6 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
                                 soup=int(cfg.extra.get("pretrain_soup", DEFAULT_PRETRAIN_SOUP))))
         elif name == "prompt":
             pcfg = PromptConfig.from_extra(cfg.extra)
-            freeze(model, pcfg.freeze)
 
             def two_stage() -> dict:
                 # NOTE: prompt-tuning is selected on the recall it is for: two-stage NDCG@10 on validation
@@ -305,7 +308,8 @@ def make_stages(cfg: TrainConfig, model, split: Split, counts: torch.Tensor) -> 
                 model, b, u, pcfg, sampler, cfg.n_neg, cache), lr, as_served(two_stage), refresh,
                 soup=int(cfg.extra.get("soup", DEFAULT_PROMPT_SOUP)), seed=cfg.seed,
                 mix=mix_alphas(cfg.extra.get("mix_start", DEFAULT_MIX_START)), on_start=model.reset_output_head,
-                head_lr=None if head_lr is None else float(head_lr)))
+                head_lr=None if head_lr is None else float(head_lr),
+                prepare=lambda pcfg=pcfg: start_prompt_stage(model, pcfg)))
         else:
             raise ValueError(f"--stages takes pretrain and/or prompt, not {name!r}")
     return stages

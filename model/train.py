@@ -307,6 +307,8 @@ def _fit(cfg: TrainConfig, model, split: Split, stage: Stage, out: Path, resume:
     lengths = (windows > 0).sum(1).numpy()
     device = model.item_embeddings().device
     windows, users = windows.to(device), users.to(device)  # (U', L + 1), (U',): small, kept on the device
+    if stage.prepare is not None:
+        stage.prepare()
     params = [p for p in model.parameters() if p.requires_grad]
     head = getattr(model, "out_table", None)
     if stage.head_lr is not None and head is not None:  # two groups: the output head at its own rate

@@ -369,3 +369,54 @@ def test_a_serving_output_head_is_what_ranking_scores_against_once_the_prompt_st
     assert got.items.tolist() == keep
     with pytest.raises(ValueError, match="output_head"):
         GPTRec(GPTConfig(n_items=30, output_head="shared"))
+
+
+def test_prompt_smoothing_is_cross_entropy_against_targets_smoothed_over_all_items():
+    from model.losses import NegativeSampler
+    from model.prompt import prompt_loss
+
+    m, s = _model(), 0.2
+    x, seg, y, _ = expand_with_prompts(m, BATCH, USERS, PromptConfig(length=2), 100)
+    sel = y > 0
+    logp = torch.log_softmax(m(x, USERS, seg)[sel] @ m.item_embeddings()[1:].T, -1)  # (P, 30)
+    nll, uniform = -logp.gather(1, (y[sel] - 1)[:, None]).squeeze(1), -logp.mean(1)  # (P,), (P,)
+    on_prompt = seg[sel] == 1
+    with torch.no_grad():
+        for w in (1.0, 3.0):
+            got = prompt_loss(m, BATCH, USERS, PromptConfig(length=2, weight=w, smoothing=s), NegativeSampler(30), 1)
+            per = (1 - s) * nll + s * uniform
+            want = (per[~on_prompt].sum() + w * per[on_prompt].sum()) / ((~on_prompt).sum() + w * on_prompt.sum())
+            assert torch.allclose(got, want, atol=1e-6), w
+    for bad in ({"prompt_smoothing": 1.0}, {"prompt_smoothing": 0.1, "prompt_loss": "bce"},
+                {"prompt_smoothing": 0.1, "prompt_exclude": "shown"}):
+        with pytest.raises(ValueError, match="prompt_smoothing"):
+            PromptConfig.from_extra(bad)
+    for bad in (1.0, -0.1, "0.2"):
+        with pytest.raises(ValueError, match="prompt_dropout"):
+            PromptConfig.from_extra({"prompt_dropout": bad})
+
+
+def test_the_prompt_stage_freezes_and_sets_its_dropout_when_it_starts_not_through_pre_training(monkeypatch, tmp_path):
+    import model.stages as stages
+    from model.train import TrainConfig, run
+
+    seen = []
+
+    def spy(real, name):
+        def loss(*args, **kw):
+            model = next(a for a in args if isinstance(a, torch.nn.Module))
+            rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+            rates |= {b.attn.dropout for b in model.blocks}
+            seen.append((name, model.item_emb.weight.requires_grad, rates, model.training))
+            return real(*args, **kw)
+        return loss
+
+    monkeypatch.setattr(stages, "pretrain_loss", spy(stages.pretrain_loss, "pretrain"))
+    monkeypatch.setattr(stages, "prompt_loss", spy(stages.prompt_loss, "prompt"))
+    cfg = TrainConfig(model="recgpt", loss="ce", out=str(tmp_path), stages="pretrain,prompt", epochs=1, patience=5,
+                      d_model=16, d_ff=32, batch_size=512, eval_batch=4096, dropout=0.5,
+                      extra={"prompt_freeze": "item_emb", "prompt_dropout": 0.1})
+    run(cfg, log=lambda *_: None)
+    assert {s[0] for s in seen} == {"pretrain", "prompt"}
+    assert all(s[1:] == (True, {0.5}, True) for s in seen if s[0] == "pretrain")
+    assert all(s[1:] == (False, {0.1}, True) for s in seen if s[0] == "prompt")
