@@ -106,9 +106,11 @@ class PromptConfig:
         if extra.get("prompt_head_lr") is not None and cfg.head == "tied":
             raise ValueError("prompt_head_lr is the output head's learning rate: it needs prompt_head=separate "
                              "or serve (the tied model has no head apart from the item table)")
-        if cfg.dropout is not None and not (isinstance(cfg.dropout, (int, float)) and 0 <= cfg.dropout < 1):
+        rate = isinstance(cfg.dropout, (int, float)) and not isinstance(cfg.dropout, bool)
+        if cfg.dropout is not None and not (rate and 0 <= cfg.dropout < 1):
             raise ValueError(f"prompt_dropout must be a rate in [0, 1), not {cfg.dropout!r}")
-        if not 0 <= cfg.smoothing < 1 or (cfg.smoothing > 0 and (cfg.loss != "ce" or cfg.exclude != "none")):
+        ok = isinstance(cfg.smoothing, (int, float)) and not isinstance(cfg.smoothing, bool) and 0 <= cfg.smoothing < 1
+        if not ok or (cfg.smoothing > 0 and (cfg.loss != "ce" or cfg.exclude != "none")):
             raise ValueError(f"prompt_smoothing must be in [0, 1), and above 0 only with prompt_loss=ce and "
                              f"prompt_exclude=none, not {cfg.smoothing!r} ({cfg.loss}, exclude {cfg.exclude})")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):

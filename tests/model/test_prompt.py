@@ -387,11 +387,11 @@ def test_prompt_smoothing_is_cross_entropy_against_targets_smoothed_over_all_ite
             per = (1 - s) * nll + s * uniform
             want = (per[~on_prompt].sum() + w * per[on_prompt].sum()) / ((~on_prompt).sum() + w * on_prompt.sum())
             assert torch.allclose(got, want, atol=1e-6), w
-    for bad in ({"prompt_smoothing": 1.0}, {"prompt_smoothing": 0.1, "prompt_loss": "bce"},
+    for bad in ({"prompt_smoothing": 1.0}, {"prompt_smoothing": "0.1"}, {"prompt_smoothing": 0.1, "prompt_loss": "bce"},
                 {"prompt_smoothing": 0.1, "prompt_exclude": "shown"}):
         with pytest.raises(ValueError, match="prompt_smoothing"):
             PromptConfig.from_extra(bad)
-    for bad in (1.0, -0.1, "0.2"):
+    for bad in (1.0, -0.1, "0.2", True):
         with pytest.raises(ValueError, match="prompt_dropout"):
             PromptConfig.from_extra({"prompt_dropout": bad})
 
