@@ -106,17 +106,20 @@ class PromptConfig:
         if extra.get("prompt_head_lr") is not None and cfg.head == "tied":
             raise ValueError("prompt_head_lr is the output head's learning rate: it needs prompt_head=separate "
                              "or serve (the tied model has no head apart from the item table)")
-        rate = isinstance(cfg.dropout, (int, float)) and not isinstance(cfg.dropout, bool)
-        if cfg.dropout is not None and not (rate and 0 <= cfg.dropout < 1):
+        if cfg.dropout is not None and not _is_rate(cfg.dropout):
             raise ValueError(f"prompt_dropout must be a rate in [0, 1), not {cfg.dropout!r}")
-        ok = isinstance(cfg.smoothing, (int, float)) and not isinstance(cfg.smoothing, bool) and 0 <= cfg.smoothing < 1
-        if not ok or (cfg.smoothing > 0 and (cfg.loss != "ce" or cfg.exclude != "none")):
+        if not _is_rate(cfg.smoothing) or (cfg.smoothing > 0 and (cfg.loss != "ce" or cfg.exclude != "none")):
             raise ValueError(f"prompt_smoothing must be in [0, 1), and above 0 only with prompt_loss=ce and "
                              f"prompt_exclude=none, not {cfg.smoothing!r} ({cfg.loss}, exclude {cfg.exclude})")
         if not cfg.weight > 0 or (cfg.weight != 1 and cfg.loss != "ce"):
             raise ValueError(f"prompt_weight must be > 0, and other than 1 only with prompt_loss=ce, "
                              f"not {cfg.weight!r}")
         return cfg
+
+
+def _is_rate(x: object) -> bool:
+    """A number in [0, 1) (a bool is not one, though Python counts it an int)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 1
 
 
 def start_prompt_stage(model: GPTRec, cfg: PromptConfig) -> None:
